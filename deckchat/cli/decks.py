@@ -1,0 +1,142 @@
+"""`deckchat init`, `user create`, `deck import/share`, `analytics` and `serve`."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask_migrate import upgrade
+
+from ..domain import sharing
+from ..domain.accounts import AccountError, create_user, find_user
+from ..domain.analytics import deck_analytics
+from ..domain.decks import ImportLimits, import_deck, read_document, read_text_upload
+from ..domain.ingest import UploadError
+from ..extensions import db
+from ..ml.indexing import reindex
+from ..models import Deck
+from .base import emit, fail, main
+
+
+@main.command("init")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def init_cmd(as_json: bool) -> None:
+    """Create the instance folder and bring the database schema to the latest migration."""
+    upgrade()
+    emit({"instance_path": current_app.instance_path, "database": db.engine.url.render_as_string(hide_password=True)},
+         as_json, f"Database ready in {current_app.instance_path}")
+
+
+@main.group()
+def user() -> None:
+    """Owner accounts."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--json", "as_json", is_flag=True)
+def user_create(email: str, password: str, as_json: bool) -> None:
+    """Create an owner account."""
+    try:
+        new = create_user(email, password)
+    except AccountError as exc:
+        fail(str(exc))
+    emit({"user_id": new.id, "email": new.email}, as_json, f"Created {new.email}")
+
+
+@main.group()
+def deck() -> None:
+    """Decks: import and share."""
+
+
+def _read_text(path: Path | None, label: str) -> str | None:
+    """Text of an optional file given on the command line."""
+    return read_text_upload(path.read_bytes(), label) if path else None
+
+
+@deck.command("import")
+@click.argument("slides_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--owner", required=True, help="Owner email.")
+@click.option("--title")
+@click.option("--notes", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Markdown, '## Slide N'.")
+@click.option("--faq", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Markdown, '##' per question.")
+@click.option("--doc", "docs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-index", is_flag=True, help="Skip building the chat index.")
+@click.option("--json", "as_json", is_flag=True)
+def deck_import(slides_file, owner, title, notes, faq, docs, no_index, as_json) -> None:
+    """Import a PDF or PPTX deck with optional notes, FAQ and documents."""
+    owner_user = find_user(owner)
+    if owner_user is None:
+        fail(f"no owner with email {owner}; create one with `deckchat user create`")
+    try:
+        documents = [read_document(p.name, p) for p in docs]
+        new, warnings = import_deck(
+            owner=owner_user, instance_path=current_app.instance_path, slides_path=slides_file,
+            filename=slides_file.name, title=title, notes_md=_read_text(notes, "speaker notes"),
+            faq_md=_read_text(faq, "FAQ"), documents=documents, limits=ImportLimits.from_config(current_app.config),
+        )
+    except UploadError as exc:
+        fail(str(exc))
+    if not no_index:
+        warnings += reindex(new.id, current_app.instance_path, current_app.config["EMBED_MODEL"], progress=True)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    emit({"deck_id": new.id, "title": new.title, "slides": new.slide_count, "notes": new.notes_count}, as_json,
+         f"Imported deck {new.id} “{new.title}”: {new.slide_count} slides, notes on {new.notes_count}")
+
+
+def _get_deck(deck_id: int) -> Deck:
+    """The deck or a clean CLI error."""
+    found = db.session.get(Deck, deck_id)
+    if found is None:
+        fail(f"no deck with id {deck_id}")
+    return found
+
+
+@deck.command("share")
+@click.argument("deck_id", type=int)
+@click.option("--password")
+@click.option("--expires-in", help="e.g. 30m, 12h, 7d, 2w")
+@click.option("--require-email", is_flag=True)
+@click.option("--allow-download", is_flag=True)
+@click.option("--label", default="")
+@click.option("--json", "as_json", is_flag=True)
+def deck_share(deck_id, password, expires_in, require_email, allow_download, label, as_json) -> None:
+    """Create a share link for a deck."""
+    target = _get_deck(deck_id)
+    try:
+        expires = sharing.parse_duration(expires_in) if expires_in else None
+    except ValueError as exc:
+        fail(str(exc))
+    link = sharing.create_link(target, password=password, expires_in=expires, require_email=require_email,
+                               allow_download=allow_download, label=label)
+    emit({"token": link.token, "url": f"/s/{link.token}"}, as_json, f"/s/{link.token}")
+
+
+@main.command("analytics")
+@click.argument("deck_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def analytics_cmd(deck_id: int, as_json: bool) -> None:
+    """Per-slide views, visitors and visible seconds of a deck."""
+    stats = deck_analytics(_get_deck(deck_id))
+    lines = [f"{stats['visits']} visits"] + [
+        f"slide {s['slide']:>3}: {s['views']} views, {s['visitors']} visitors, {s['visible_seconds']:.1f} s"
+        for s in stats["slides"]
+    ]
+    emit(stats, as_json, "\n".join(lines))
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve_cmd(host: str, port: int, threads: int) -> None:
+    """Serve the app with gunicorn: one worker (it owns the model), several threads."""
+    os.environ.setdefault("DECKCHAT_INSTANCE_PATH", current_app.instance_path)
+    args = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", str(threads),
+            "--worker-class", "gthread", "--bind", f"{host}:{port}", "--graceful-timeout", "30",
+            "--access-logfile", "-", "deckchat.wsgi:app"]
+    os.execv(sys.executable, args)

@@ -1,0 +1,53 @@
+"""Configuration read from the environment; `instance/config.py` may override any value."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    """Read a yes/no environment variable."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def instance_path() -> Path:
+    """The runtime data folder: `DECKCHAT_INSTANCE_PATH` or ./instance."""
+    return Path(os.environ.get("DECKCHAT_INSTANCE_PATH", "instance")).resolve()
+
+
+class Config:
+    """Defaults for every deployment; each value can come from the environment."""
+
+    SECRET_KEY = os.environ.get("DECKCHAT_SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # None: SQLite inside the instance folder
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # Uploads: the request limit covers slides plus notes, FAQ and documents together.
+    MAX_CONTENT_LENGTH = int(os.environ.get("DECKCHAT_MAX_UPLOAD_MB", "100")) * 1024 * 1024
+    MAX_SLIDES = int(os.environ.get("DECKCHAT_MAX_SLIDES", "300"))
+    # A PPTX is a zip: refuse archives that expand beyond this or compress suspiciously well.
+    MAX_UNZIPPED_BYTES = int(os.environ.get("DECKCHAT_MAX_UNZIPPED_MB", "500")) * 1024 * 1024
+    SLIDE_IMAGE_WIDTH = int(os.environ.get("DECKCHAT_SLIDE_WIDTH", "1600"))
+    THUMB_WIDTH = 240
+    SOFFICE = os.environ.get("DECKCHAT_SOFFICE", "soffice")
+    # Rate limits (Flask-Limiter): memory for one worker, redis://... for several.
+    RATELIMIT_STORAGE_URI = os.environ.get("DECKCHAT_RATELIMIT_STORAGE", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_ENABLED = _bool("DECKCHAT_RATELIMIT_ENABLED", True)
+    UNLOCK_RATE_LIMIT = os.environ.get("DECKCHAT_UNLOCK_RATE_LIMIT", "10 per minute")
+    TRACK_RATE_LIMIT = os.environ.get("DECKCHAT_TRACK_RATE_LIMIT", "600 per minute")
+    # Tracking: a heartbeat every few seconds bounds what a crashed tab loses.
+    HEARTBEAT_SECONDS = float(os.environ.get("DECKCHAT_HEARTBEAT_SECONDS", "5"))
+    MAX_VIEW_SECONDS = 4 * 3600
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("DECKCHAT_SECURE_COOKIES", False)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    PUBLIC_URL = os.environ.get("DECKCHAT_PUBLIC_URL", "")
+    EMBED_MODEL = os.environ.get("DECKCHAT_EMBED_MODEL", "")  # empty: the packaged all-MiniLM-L6-v2
+    ENGINE = os.environ.get("DECKCHAT_ENGINE", "extractive")
+    MODEL = os.environ.get("DECKCHAT_MODEL", "")

@@ -1,0 +1,1 @@
+"""Language-model side: index and retrieval, prompts, model loading, engines and the chat chain."""

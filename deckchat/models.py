@@ -1,0 +1,207 @@
+"""Typed SQLAlchemy models: owners, decks and their material, share links, visits and slide views."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+
+def utcnow() -> datetime:
+    """Timezone-naive UTC now, as stored in the database."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_token(nbytes: int = 18) -> str:
+    """An unguessable URL-safe token."""
+    return secrets.token_urlsafe(nbytes)
+
+
+class User(UserMixin, db.Model):
+    """A presenter who owns decks."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decks: Mapped[list[Deck]] = relationship(back_populates="owner", cascade="all, delete-orphan")
+
+    def set_password(self, password: str) -> None:
+        """Store a salted hash of the password."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Whether the password matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+
+class Deck(db.Model):
+    """An uploaded deck with its slides, notes, FAQ and documents."""
+
+    __tablename__ = "decks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    source_filename: Mapped[str] = mapped_column(String(255))
+    source_kind: Mapped[str] = mapped_column(String(8))  # "pdf" or "pptx"
+    storage_key: Mapped[str] = mapped_column(String(64), unique=True)  # folder under instance/decks/
+    slide_count: Mapped[int] = mapped_column(default=0)
+    render_note: Mapped[str | None] = mapped_column(Text)  # why slide images are placeholders, if they are
+    # Bumped whenever notes, FAQ, documents or examples change; the index records the version it was built from.
+    content_version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User] = relationship(back_populates="decks")
+    slides: Mapped[list[Slide]] = relationship(
+        back_populates="deck", order_by="Slide.number", cascade="all, delete-orphan"
+    )
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="deck", order_by="Document.id", cascade="all, delete-orphan"
+    )
+    faq_items: Mapped[list[FaqItem]] = relationship(
+        back_populates="deck", order_by="FaqItem.position", cascade="all, delete-orphan"
+    )
+    examples: Mapped[list[ExampleQA]] = relationship(
+        back_populates="deck", order_by="ExampleQA.id", cascade="all, delete-orphan"
+    )
+    links: Mapped[list[ShareLink]] = relationship(
+        back_populates="deck", order_by="ShareLink.id.desc()", cascade="all, delete-orphan"
+    )
+
+    @property
+    def notes_count(self) -> int:
+        """How many slides have speaker notes."""
+        return sum(1 for s in self.slides if s.notes.strip())
+
+
+class Slide(db.Model):
+    """One slide: its extracted text, speaker notes and rendered images."""
+
+    __tablename__ = "slides"
+    __table_args__ = (UniqueConstraint("deck_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]  # 1-based
+    title: Mapped[str] = mapped_column(String(300), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    deck: Mapped[Deck] = relationship(back_populates="slides")
+
+
+class Document(db.Model):
+    """An extra document (Markdown, text or PDF) whose text the bot may answer from."""
+
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(8))  # "md", "txt" or "pdf"
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deck: Mapped[Deck] = relationship(back_populates="documents")
+
+
+class FaqItem(db.Model):
+    """One question and answer of the deck's FAQ."""
+
+    __tablename__ = "faq_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    deck: Mapped[Deck] = relationship(back_populates="faq_items")
+
+
+class ExampleQA(db.Model):
+    """A presenter's own example answer, used as a few-shot turn in the prompt."""
+
+    __tablename__ = "example_qas"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    deck: Mapped[Deck] = relationship(back_populates="examples")
+
+
+class ShareLink(db.Model):
+    """A link through which investors open a deck, with its access rules."""
+
+    __tablename__ = "share_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)
+    label: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    expires_at: Mapped[datetime | None]
+    require_email: Mapped[bool] = mapped_column(default=False)
+    allow_download: Mapped[bool] = mapped_column(default=False)
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deck: Mapped[Deck] = relationship(back_populates="links")
+    visits: Mapped[list[Visit]] = relationship(back_populates="link", cascade="all, delete-orphan")
+
+    def set_password(self, password: str | None) -> None:
+        """Protect the link with a password, or remove protection with None."""
+        self.password_hash = generate_password_hash(password) if password else None
+
+    def check_password(self, password: str) -> bool:
+        """Whether the password opens this link."""
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    def state(self, now: datetime | None = None) -> str:
+        """"active", "revoked" or "expired"."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and (now or utcnow()) >= self.expires_at:
+            return "expired"
+        return "active"
+
+
+class Visit(db.Model):
+    """One opening of a share link by one browser."""
+
+    __tablename__ = "visits"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True, default=new_token)  # what the browser reports to
+    link_id: Mapped[int] = mapped_column(ForeignKey("share_links.id", ondelete="CASCADE"), index=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"), index=True)
+    visitor_id: Mapped[str] = mapped_column(String(64), index=True)  # from a long-lived cookie
+    email: Mapped[str | None] = mapped_column(String(254))
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    link: Mapped[ShareLink] = relationship(back_populates="visits")
+    views: Mapped[list[SlideView]] = relationship(back_populates="visit", cascade="all, delete-orphan")
+
+
+class SlideView(db.Model):
+    """One continuous stay on a slide during a visit, with the seconds it was actually visible.
+
+    The browser reports the running total for a stay (on heartbeat, slide change and hide), so a
+    repeated or reordered report can only raise the total to the largest value seen: nothing is
+    counted twice and nothing sent is lost.
+    """
+
+    __tablename__ = "slide_views"
+    __table_args__ = (
+        UniqueConstraint("visit_id", "view_key"),
+        Index("ix_slide_views_deck_slide", "deck_id", "slide"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"))
+    view_key: Mapped[str] = mapped_column(String(64))
+    slide: Mapped[int]
+    visible_ms: Mapped[int] = mapped_column(default=0)
+    events: Mapped[int] = mapped_column(default=1)  # reports received for this stay
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    visit: Mapped[Visit] = relationship(back_populates="views")

@@ -1,0 +1,33 @@
+"""JSON endpoints: visible-time reports from the viewer (anonymous, rate limited)."""
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ..domain import tracking
+from ..extensions import csrf, limiter
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _track_limit() -> str:
+    return current_app.config["TRACK_RATE_LIMIT"]
+
+
+@bp.route("/track", methods=["POST"])
+@csrf.exempt  # sendBeacon cannot send a CSRF header; the unguessable visit key authorises the report
+@limiter.limit(_track_limit)
+def track():
+    """Store one visible-time report: {"visit", "view", "slide", "visible_ms"}."""
+    if request.content_length is not None and request.content_length > 4096:
+        return jsonify(error="too large"), 413
+    try:
+        # sendBeacon posts text/plain; parse the body whatever its declared type.
+        data = json.loads(request.get_data(cache=False, as_text=True) or "null")
+        report = tracking.parse_report(data)
+        stored = tracking.record_view(report, current_app.config["MAX_VIEW_SECONDS"])
+    except (ValueError, tracking.TrackingError) as exc:
+        status = 404 if str(exc) == "unknown visit" else 400
+        return jsonify(error=str(exc)), status
+    return jsonify(ok=True, visible_ms=stored)

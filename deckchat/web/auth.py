@@ -1,0 +1,63 @@
+"""Owner accounts: sign up, log in, log out."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ..domain.accounts import AccountError, authenticate, create_user
+from ..extensions import limiter
+from .forms import ConfirmForm, LoginForm, SignupForm
+
+bp = Blueprint("auth", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only follow same-site relative redirects after login."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("decks.list_decks")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit("20 per hour", methods=["POST"])
+def signup():
+    """Create an owner account."""
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            user = create_user(form.email.data, form.password.data)
+        except AccountError as exc:
+            form.email.errors.append(str(exc))
+        else:
+            login_user(user)
+            return redirect(url_for("decks.list_decks"))
+    return render_template("auth/signup.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("30 per minute", methods=["POST"])
+def login():
+    """Log an owner in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("decks.list_decks"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = authenticate(form.email.data, form.password.data)
+        if user is not None:
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        form.password.errors.append("Wrong email or password.")
+    status = 401 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """Log out (POST with a CSRF token, so no other site can do it)."""
+    if ConfirmForm().validate_on_submit():
+        logout_user()
+        flash("You are logged out.")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,55 @@
+"""WTForms forms: each carries a CSRF token through Flask-WTF."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired, MultipleFileField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, Optional
+
+
+class LoginForm(FlaskForm):
+    """Owner log-in."""
+
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False)])
+    password = PasswordField("Password", validators=[DataRequired()])
+
+
+class SignupForm(FlaskForm):
+    """Owner sign-up."""
+
+    email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])
+
+
+class UploadForm(FlaskForm):
+    """A new deck with its optional notes, FAQ and documents."""
+
+    title = StringField("Title", validators=[Optional(), Length(max=200)])
+    slides = FileField("Slides (PDF or PPTX)", validators=[FileRequired("Choose a PDF or PPTX file.")])
+    notes = FileField("Speaker notes (Markdown, '## Slide N' headings)")
+    faq = FileField("FAQ (Markdown, one '##' heading per question)")
+    documents = MultipleFileField("Other documents (Markdown, text or PDF)")
+
+
+class LinkForm(FlaskForm):
+    """A new share link."""
+
+    label = StringField("Label", validators=[Optional(), Length(max=120)])
+    password = PasswordField("Password (optional)", validators=[Optional(), Length(max=200)])
+    expires_in = SelectField(
+        "Expires", choices=[("", "Never"), ("1d", "In a day"), ("7d", "In a week"), ("30d", "In 30 days")],
+        default="",
+    )
+    require_email = BooleanField("Ask for the visitor's email")
+    allow_download = BooleanField("Allow download")
+
+
+class UnlockForm(FlaskForm):
+    """What a locked share link asks for: a password, an email, or both."""
+
+    email = EmailField("Your email", validators=[Optional(), Email(check_deliverability=False), Length(max=254)])
+    password = PasswordField("Password", validators=[Optional(), Length(max=200)])
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form: a button that posts with a CSRF token (revoke, delete, log out)."""

@@ -1,0 +1,118 @@
+"""Share links for investors: the unlock gate, the slide viewer, slide images and download."""
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, session, url_for
+
+from ..domain import sharing, tracking
+from ..extensions import limiter
+from ..models import ShareLink
+from .files import send_original, send_slide_image
+from .forms import UnlockForm
+
+bp = Blueprint("viewer", __name__, url_prefix="/s")
+
+VISITOR_COOKIE = "dc_visitor"
+GONE = {
+    "revoked": ("Link revoked", "The presenter has revoked this link. Ask them for a new one."),
+    "expired": ("Link expired", "This link has expired. Ask the presenter for a new one."),
+}
+
+
+def _link_or_error(token: str) -> ShareLink:
+    """The active link for a token; 404 when unknown, 410 when revoked or expired."""
+    link = sharing.find_link(token)
+    if link is None:
+        abort(404, "This link does not exist. Check that you copied all of it.")
+    state = link.state()
+    if state != "active":
+        title, message = GONE[state]
+        abort(make_response(render_template("viewer/gone.html", title=title, message=message), 410))
+    return link
+
+
+def _grant(link: ShareLink) -> dict | None:
+    """What this browser has unlocked for the link (bound to the link's current password)."""
+    grant = session.get("links", {}).get(link.token)
+    if grant is None or grant.get("pw") != (link.password_hash or "")[-16:]:
+        return None
+    return grant
+
+
+def _needs_unlock(link: ShareLink) -> bool:
+    """Whether the link asks for a password or email this browser has not given yet."""
+    return bool(link.password_hash or link.require_email) and _grant(link) is None
+
+
+def _accessible(token: str) -> ShareLink:
+    """The link, if this browser may see its slides; 403 otherwise."""
+    link = _link_or_error(token)
+    if _needs_unlock(link):
+        abort(403, "Unlock the link first.")
+    return link
+
+
+@bp.route("/<token>", methods=["GET"])
+def open_link(token: str):
+    """The viewer, or the unlock form while the link is locked; each opening starts a visit."""
+    link = _link_or_error(token)
+    if _needs_unlock(link):
+        return render_template("viewer/gate.html", link=link, form=UnlockForm())
+    visitor = request.cookies.get(VISITOR_COOKIE) or secrets.token_urlsafe(16)
+    grant = _grant(link) or {}
+    visit = tracking.start_visit(link, visitor, grant.get("email"), request.headers.get("User-Agent", ""))
+    response = make_response(render_template(
+        "viewer/viewer.html", link=link, deck=link.deck, visit=visit,
+        heartbeat=current_app.config["HEARTBEAT_SECONDS"],
+    ))
+    response.headers["Cache-Control"] = "no-store"
+    response.set_cookie(VISITOR_COOKIE, visitor, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def _unlock_limit() -> str:
+    return current_app.config["UNLOCK_RATE_LIMIT"]
+
+
+@bp.route("/<token>", methods=["POST"])
+@limiter.limit(_unlock_limit, key_func=lambda: f"{request.remote_addr}:{request.view_args.get('token')}")
+def unlock(token: str):
+    """Check the password and/or take the email; wrong answers get 401 or 400 with the form again."""
+    link = _link_or_error(token)
+    form = UnlockForm()
+    if not form.validate_on_submit():
+        return render_template("viewer/gate.html", link=link, form=form), 400
+    email = (form.email.data or "").strip().lower()
+    if link.require_email and not email:
+        form.email.errors.append("Enter your email to open this deck.")
+        return render_template("viewer/gate.html", link=link, form=form), 400
+    if link.password_hash and not link.check_password(form.password.data or ""):
+        form.password.errors.append("Wrong password.")
+        return render_template("viewer/gate.html", link=link, form=form), 401
+    links = dict(session.get("links", {}))
+    links[link.token] = {"pw": (link.password_hash or "")[-16:], "email": email or None}
+    session["links"] = links
+    return redirect(url_for("viewer.open_link", token=token), 303)
+
+
+@bp.route("/<token>/slides/<int:number>.png")
+def slide_image(token: str, number: int):
+    """A slide image, once the link is unlocked."""
+    return send_slide_image(_accessible(token).deck, number)
+
+
+@bp.route("/<token>/thumbs/<int:number>.png")
+def thumb_image(token: str, number: int):
+    """A slide thumbnail, once the link is unlocked."""
+    return send_slide_image(_accessible(token).deck, number, "thumbs")
+
+
+@bp.route("/<token>/download")
+def download(token: str):
+    """The original file, only when the link allows downloads."""
+    link = _accessible(token)
+    if not link.allow_download:
+        abort(403, "The presenter has not allowed downloads for this link.")
+    return send_original(link.deck)

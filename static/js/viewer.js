@@ -1,0 +1,95 @@
+// Slide viewer: navigation (keys, buttons, swipe, thumbnails) and visible-time reports.
+// A "stay" is one continuous period on one slide; the browser reports its running visible time
+// (heartbeat, slide change, hide, unload) and the server keeps the largest value per stay.
+
+const root = document.getElementById("viewer");
+const count = Number(root.dataset.count);
+const visitKey = root.dataset.visit;
+const trackUrl = root.dataset.trackUrl;
+const heartbeatMs = Number(root.dataset.heartbeat) * 1000;
+const slideUrl = (n) => root.dataset.slideUrl.replace(/0\.png$/, `${n}.png`);
+const image = root.querySelector('[data-testid="slide-image"]');
+const counter = root.querySelector('[data-testid="slide-number"]');
+const thumbs = [...root.querySelectorAll(".thumb")];
+
+function newKey() {
+  // crypto.randomUUID exists only in secure contexts; getRandomValues works everywhere.
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+let current = 1;
+let stayKey = newKey();
+let visibleMs = 0;
+let visibleSince = document.visibilityState === "visible" ? performance.now() : null;
+
+function stayTotal() {
+  return visibleMs + (visibleSince === null ? 0 : performance.now() - visibleSince);
+}
+
+function report() {
+  const body = JSON.stringify({ visit: visitKey, view: stayKey, slide: current, visible_ms: Math.round(stayTotal()) });
+  // text/plain keeps the beacon a "simple" request; the server parses the JSON body anyway.
+  const blob = new Blob([body], { type: "text/plain" });
+  if (!(navigator.sendBeacon && navigator.sendBeacon(trackUrl, blob))) {
+    fetch(trackUrl, { method: "POST", body, keepalive: true, headers: { "Content-Type": "text/plain" } }).catch(() => {});
+  }
+}
+
+function show(n) {
+  if (!Number.isInteger(n) || n < 1 || n > count || n === current) return;
+  report(); // close the stay on the slide we leave
+  current = n;
+  stayKey = newKey();
+  visibleMs = 0;
+  visibleSince = document.visibilityState === "visible" ? performance.now() : null;
+  image.src = slideUrl(n);
+  image.alt = `Slide ${n}`;
+  counter.textContent = String(n);
+  thumbs.forEach((t) => t.classList.toggle("current", Number(t.dataset.slide) === n));
+  thumbs[n - 1]?.scrollIntoView({ block: "nearest", inline: "nearest" });
+  if (n < count) new Image().src = slideUrl(n + 1);
+  report(); // open the new stay at once so even a short look is recorded
+  document.dispatchEvent(new CustomEvent("deck:slide", { detail: { slide: n } }));
+}
+
+root.querySelector('[data-testid="next-slide"]').addEventListener("click", () => show(current + 1));
+root.querySelector('[data-testid="prev-slide"]').addEventListener("click", () => show(current - 1));
+thumbs.forEach((t) => t.addEventListener("click", () => show(Number(t.dataset.slide))));
+
+document.addEventListener("keydown", (event) => {
+  if (event.target.closest("input, textarea, select, [contenteditable]")) return;
+  const moves = { ArrowRight: 1, ArrowDown: 1, PageDown: 1, " ": 1, ArrowLeft: -1, ArrowUp: -1, PageUp: -1 };
+  if (event.key in moves) {
+    event.preventDefault();
+    show(current + moves[event.key]);
+  } else if (event.key === "Home") {
+    show(1);
+  } else if (event.key === "End") {
+    show(count);
+  }
+});
+
+let touchX = null;
+root.addEventListener("touchstart", (e) => { touchX = e.changedTouches[0].clientX; }, { passive: true });
+root.addEventListener("touchend", (e) => {
+  if (touchX === null) return;
+  const dx = e.changedTouches[0].clientX - touchX;
+  touchX = null;
+  if (Math.abs(dx) > 50) show(current + (dx < 0 ? 1 : -1));
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") {
+    if (visibleSince !== null) visibleMs += performance.now() - visibleSince;
+    visibleSince = null;
+    report();
+  } else if (visibleSince === null) {
+    visibleSince = performance.now();
+  }
+});
+window.addEventListener("pagehide", report);
+setInterval(() => { if (document.visibilityState === "visible") report(); }, heartbeatMs);
+
+window.deckViewer = { show, current: () => current };
+report();
