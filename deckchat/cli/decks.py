@@ -140,3 +140,49 @@ def serve_cmd(host: str, port: int, threads: int) -> None:
             "--worker-class", "gthread", "--bind", f"{host}:{port}", "--graceful-timeout", "30",
             "--access-logfile", "-", "deckchat.wsgi:app"]
     os.execv(sys.executable, args)
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+@click.option("--json", "as_json", is_flag=True)
+def demo_cmd(host: str, port: int, as_json: bool) -> None:
+    """Prepare the demo: database, an owner, the demo deck and a share link; print how to open them."""
+    import secrets  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from ..domain import demo  # noqa: PLC0415
+
+    upgrade()
+    email = "demo@deckchat.local"
+    password = secrets.token_urlsafe(9)
+    owner = find_user(email) or create_user(email, password)
+    owner.set_password(password)  # a fresh password each run, printed below
+    db.session.commit()
+    existing = db.session.scalar(db.select(Deck).filter_by(owner_id=owner.id, title=demo.TITLE))
+    warnings: list[str] = []
+    if existing is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            files = demo.write_demo_files(Path(tmp))
+            try:
+                existing, warnings = import_deck(
+                    owner=owner, instance_path=current_app.instance_path, slides_path=files["slides"],
+                    filename=files["slides"].name, title=demo.TITLE, faq_md=files["faq"].read_text(),
+                    documents=[read_document(files["doc"].name, files["doc"])],
+                    limits=ImportLimits.from_config(current_app.config),
+                )
+            except UploadError as exc:
+                fail(str(exc))
+        warnings += reindex(existing.id, current_app.instance_path, current_app.config["EMBED_MODEL"], progress=True)
+    link = next((lk for lk in existing.links if lk.label == "demo" and lk.state() == "active"), None) \
+        or sharing.create_link(existing, label="demo")
+    base = f"http://{host}:{port}"
+    info = {"url": f"{base}/login", "email": email, "password": password, "deck_id": existing.id,
+            "share_url": f"{base}/s/{link.token}", "warnings": warnings}
+    emit(info, as_json, "\n".join([
+        "Deck Chat demo is ready.",
+        f"  Owner login:  {info['url']}  email {email}  password {password}",
+        f"  Share link:   {info['share_url']}",
+        *[f"  Note: {w}" for w in warnings],
+        "Starting the server (Ctrl+C stops it)...",
+    ]))

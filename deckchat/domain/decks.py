@@ -107,9 +107,7 @@ def import_deck(
     if len(slides) > limits.max_slides:
         raise UploadError(f"The deck has {len(slides)} slides; the limit is {limits.max_slides}.")
     slides = _merge_notes(slides, notes_md)
-    faq = parse_faq_markdown(faq_md) if faq_md else []
-    if faq_md and not faq:
-        raise UploadError("The FAQ has no questions: write one '## Question' heading per item.")
+    faq = _parse_faq(faq_md) if faq_md else []
 
     key = uuid.uuid4().hex
     root = storage_root(instance_path)
@@ -143,6 +141,14 @@ def import_deck(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return deck, warnings
+
+
+def _parse_faq(faq_md: str) -> list[FaqEntry]:
+    """FAQ entries, or an UploadError that says how the file should look."""
+    try:
+        return parse_faq_markdown(faq_md)
+    except ValueError as exc:
+        raise UploadError(f"FAQ: {exc}") from exc
 
 
 def _default_title(filename: str, slides: list[SlideContent]) -> str:

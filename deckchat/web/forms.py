@@ -18,7 +18,8 @@ class SignupForm(FlaskForm):
     """Owner sign-up."""
 
     email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])
+    password = PasswordField("Password", validators=[
+        DataRequired(), Length(min=8, max=200, message="The password must have at least 8 characters.")])
 
 
 class UploadForm(FlaskForm):

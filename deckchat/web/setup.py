@@ -52,6 +52,12 @@ def init_web(app: Flask) -> None:
     def _load_user(user_id: str) -> User | None:
         return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
+    @login_manager.unauthorized_handler
+    def _unauthorized():
+        if request.path.startswith("/api/"):
+            return jsonify(error="Unauthorized", message="Log in as the deck's owner."), 401
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
     for bp in (auth.bp, decks.bp, viewer.bp, analytics.bp, api.bp):
         app.register_blueprint(bp)
 

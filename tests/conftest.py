@@ -1,0 +1,164 @@
+"""Shared fixtures: an app on a fresh instance folder and database (schema from migrations), clients, CLI."""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from flask_migrate import upgrade
+
+from deckchat import create_app
+from deckchat.cli import main as cli_main
+from deckchat.domain.accounts import create_user
+from factories import PITCH_FAQ, PITCH_NOTES, PITCH_PAGES, make_pdf
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _database_url() -> str | None:
+    """SQLite in the test's instance folder, or the PostgreSQL URL given by DECKCHAT_TEST_DATABASE_URL."""
+    return os.environ.get("DECKCHAT_TEST_DATABASE_URL") or None
+
+
+@pytest.fixture
+def app_factory(tmp_path, monkeypatch):
+    """Make an app on a fresh instance folder; extra config as keyword arguments."""
+    made = []
+
+    def make(**config):
+        instance = tmp_path / f"instance{len(made)}"
+        monkeypatch.setenv("DECKCHAT_INSTANCE_PATH", str(instance))
+        base = {
+            "TESTING": True, "SECRET_KEY": "test-secret", "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
+            "SLIDE_IMAGE_WIDTH": 480, "THUMB_WIDTH": 96, "SERVER_NAME": "localhost",
+        }
+        url = _database_url()
+        if url:
+            base["SQLALCHEMY_DATABASE_URI"] = url
+        base.update(config)
+        app = create_app(base)
+        with app.app_context():
+            if url:
+                _reset_postgres()
+            upgrade()
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            from deckchat.extensions import db
+
+            db.session.remove()
+            db.engine.dispose()
+
+
+def _reset_postgres() -> None:
+    """Drop every table so each test starts from an empty PostgreSQL schema, built by migrations."""
+    from deckchat.extensions import db
+
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+
+
+@pytest.fixture
+def app(app_factory):
+    """An app with CSRF and rate limits off, for tests of other behaviour."""
+    return app_factory()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """Invoke `deckchat ...` commands against the test app (result.stdout and result.stderr apart)."""
+
+    class Runner:
+        def invoke(self, *args):
+            return app.test_cli_runner().invoke(cli_main, list(args))
+
+    return Runner()
+
+
+@pytest.fixture
+def owner(app):
+    """An owner account: owner@example.com / password123."""
+    with app.app_context():
+        user = create_user("owner@example.com", "password123")
+        return user.id
+
+
+def login(client, email="owner@example.com", password="password123"):
+    """Log a test client in through the real form."""
+    response = client.post("/login", data={"email": email, "password": password})
+    assert response.status_code == 302, response.data
+    return response
+
+
+@pytest.fixture
+def pitch_files(tmp_path):
+    """A 5-page PDF deck with a text layer, speaker notes and a FAQ, as files."""
+    pdf = tmp_path / "pitch.pdf"
+    pdf.write_bytes(make_pdf(PITCH_PAGES))
+    notes = tmp_path / "notes.md"
+    notes.write_text(PITCH_NOTES)
+    faq = tmp_path / "faq.md"
+    faq.write_text(PITCH_FAQ)
+    return {"pdf": pdf, "notes": notes, "faq": faq}
+
+
+@pytest.fixture
+def pitch_deck(app, owner, pitch_files):
+    """The pitch deck imported for the owner (no index); returns its id."""
+    from deckchat.domain.decks import ImportLimits, import_deck
+    from deckchat.extensions import db
+    from deckchat.models import User
+
+    with app.app_context():
+        deck, _ = import_deck(
+            owner=db.session.get(User, owner), instance_path=app.instance_path, slides_path=pitch_files["pdf"],
+            filename="pitch.pdf", notes_md=pitch_files["notes"].read_text(), faq_md=pitch_files["faq"].read_text(),
+            limits=ImportLimits.from_config(app.config),
+        )
+        return deck.id
+
+
+def csrf_token(html: bytes) -> str:
+    """The CSRF token of the first form in a page."""
+    match = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        rb'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no csrf token in page"
+    return match.group(1).decode()
+
+
+@pytest.fixture
+def owner_deck_factory(pitch_files):
+    """Give an app an owner and the pitch deck; returns (app, deck id)."""
+    from deckchat.domain.decks import ImportLimits, import_deck
+
+    def make(app, email="owner@example.com"):
+        with app.app_context():
+            user = create_user(email, "password123")
+            deck, _ = import_deck(owner=user, instance_path=app.instance_path, slides_path=pitch_files["pdf"],
+                                  filename="pitch.pdf", limits=ImportLimits.from_config(app.config))
+            return app, deck.id
+
+    return make
+
+
+@pytest.fixture
+def live_deck(tmp_path, pitch_files):
+    """A running server with an owner, the pitch deck and an open share link."""
+    from live import LiveServer
+
+    instance = tmp_path / "live-instance"
+    instance.mkdir()
+    with LiveServer(instance) as server:
+        server.cli("user", "create", "owner@example.com", "--password", "password123")
+        deck = server.cli("deck", "import", str(pitch_files["pdf"]), "--owner", "owner@example.com", "--no-index")
+        server.deck_id = deck["deck_id"]
+        server.token = server.cli("deck", "share", str(deck["deck_id"]))["token"]
+        yield server

@@ -1,0 +1,59 @@
+"""`deckchat` commands: JSON on stdout, one-line errors on stderr with a non-zero exit."""
+from __future__ import annotations
+
+import json
+
+from factories import REAL_PPTX
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def test_init_is_safe_to_run_twice(runner):
+    first = _json(runner.invoke("init", "--json"))
+    second = _json(runner.invoke("init", "--json"))
+    assert first == second and "instance_path" in first
+
+
+def test_user_import_share_analytics(runner, pitch_files):
+    assert _json(runner.invoke("user", "create", "cli@example.com", "--password", "password123", "--json"))["user_id"]
+    out = _json(runner.invoke("deck", "import", str(pitch_files["pdf"]), "--owner", "cli@example.com",
+                              "--title", "Acme pitch", "--notes", str(pitch_files["notes"]),
+                              "--faq", str(pitch_files["faq"]), "--no-index", "--json"))
+    assert out == {"deck_id": out["deck_id"], "title": "Acme pitch", "slides": 5, "notes": 3}
+    link = _json(runner.invoke("deck", "share", str(out["deck_id"]), "--password", "pw", "--expires-in", "7d",
+                               "--require-email", "--allow-download", "--json"))
+    assert link["url"] == f"/s/{link['token']}"
+    stats = _json(runner.invoke("analytics", str(out["deck_id"]), "--json"))
+    assert stats == {"deck_id": out["deck_id"], "visits": 0,
+                     "slides": [{"slide": n, "views": 0, "visitors": 0, "visible_seconds": 0.0} for n in range(1, 6)]}
+
+
+def test_errors_go_to_stderr_with_non_zero_exit(runner, tmp_path, owner):
+    exe = tmp_path / "deck.pdf"
+    exe.write_bytes(b"MZ" + b"\0" * 100)
+    cases = [
+        ("deck", "import", str(exe), "--owner", "owner@example.com", "--json"),
+        ("deck", "import", str(exe), "--owner", "nobody@example.com", "--json"),
+        ("deck", "share", "999", "--json"),
+        ("deck", "share", "1", "--expires-in", "soon", "--json"),
+        ("analytics", "999", "--json"),
+        ("user", "create", "owner@example.com", "--password", "password123", "--json"),
+    ]
+    for args in cases:
+        result = runner.invoke(*args)
+        assert result.exit_code != 0, args
+        assert result.stdout == "", args
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, (args, result.stderr)
+
+
+def test_real_pptx_import_counts(runner, owner):
+    import pytest
+
+    if not REAL_PPTX.exists():
+        pytest.skip("real test deck not present in ../shared/testdata/real")
+    out = _json(runner.invoke("deck", "import", str(REAL_PPTX), "--owner", "owner@example.com", "--no-index",
+                              "--json"))
+    assert (out["slides"], out["notes"]) == (21, 20)
