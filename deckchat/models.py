@@ -5,7 +5,7 @@ import secrets
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -55,6 +55,7 @@ class Deck(db.Model):
     render_note: Mapped[str | None] = mapped_column(Text)  # why slide images are placeholders, if they are
     # Bumped whenever notes, FAQ, documents or examples change; the index records the version it was built from.
     content_version: Mapped[int] = mapped_column(default=1)
+    persona: Mapped[str | None] = mapped_column(Text)  # the bot's preamble; None: the default persona
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -73,6 +74,9 @@ class Deck(db.Model):
     )
     links: Mapped[list[ShareLink]] = relationship(
         back_populates="deck", order_by="ShareLink.id.desc()", cascade="all, delete-orphan"
+    )
+    guardrails: Mapped[list[Guardrail]] = relationship(
+        back_populates="deck", order_by="Guardrail.id", cascade="all, delete-orphan"
     )
 
     @property
@@ -144,6 +148,7 @@ class ShareLink(db.Model):
     require_email: Mapped[bool] = mapped_column(default=False)
     allow_download: Mapped[bool] = mapped_column(default=False)
     revoked_at: Mapped[datetime | None]
+    webhook_url: Mapped[str | None] = mapped_column(String(500))  # called with a summary when a visit ends
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deck: Mapped[Deck] = relationship(back_populates="links")
     visits: Mapped[list[Visit]] = relationship(back_populates="link", cascade="all, delete-orphan")
@@ -178,6 +183,7 @@ class Visit(db.Model):
     user_agent: Mapped[str] = mapped_column(String(512), default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    notified_at: Mapped[datetime | None]  # when the end-of-visit webhook was delivered
     link: Mapped[ShareLink] = relationship(back_populates="visits")
     views: Mapped[list[SlideView]] = relationship(back_populates="visit", cascade="all, delete-orphan")
 
@@ -205,3 +211,39 @@ class SlideView(db.Model):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     visit: Mapped[Visit] = relationship(back_populates="views")
+
+
+class Guardrail(db.Model):
+    """A topic the deck's bot must not discuss, with the reply it gives instead."""
+
+    __tablename__ = "guardrails"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"), index=True)
+    topic: Mapped[str] = mapped_column(String(300))
+    reply: Mapped[str] = mapped_column(Text)
+    deck: Mapped[Deck] = relationship(back_populates="guardrails")
+
+
+class ChatExchange(db.Model):
+    """One question and the bot's answer, with what it was grounded on and how fast it came."""
+
+    __tablename__ = "chat_exchanges"
+    __table_args__ = (Index("ix_chat_exchanges_deck_created", "deck_id", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"))
+    visit_id: Mapped[int | None] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
+    slide: Mapped[int | None]  # the slide on screen when the question was asked
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    answerable: Mapped[bool] = mapped_column(default=True)
+    kind: Mapped[str] = mapped_column(String(16), default="model")  # model, faq, guardrail, unknown, error
+    sources: Mapped[list] = mapped_column(JSON, default=list)  # [{"source", "slide", "score"}]
+    engine: Mapped[str] = mapped_column(String(40), default="")
+    model: Mapped[str] = mapped_column(String(200), default="")
+    ttft_ms: Mapped[float | None]
+    total_ms: Mapped[float | None]
+    prompt_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+    feedback: Mapped[int | None]  # +1 thumbs up, -1 thumbs down
+    gap_closed_at: Mapped[datetime | None]  # for unanswerable questions: when the owner answered them
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,4 +1,4 @@
-"""`deckchat init`, `user create`, `deck import/share`, `analytics` and `serve`."""
+"""`deckchat init`, `user create`, `deck import/share`, `demo` and `serve`."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,6 @@ from flask_migrate import upgrade
 
 from ..domain import sharing
 from ..domain.accounts import AccountError, create_user, find_user
-from ..domain.analytics import deck_analytics
 from ..domain.decks import ImportLimits, import_deck, read_document, read_text_upload
 from ..domain.ingest import UploadError
 from ..extensions import db
@@ -88,7 +87,7 @@ def deck_import(slides_file, owner, title, notes, faq, docs, no_index, as_json) 
          f"Imported deck {new.id} “{new.title}”: {new.slide_count} slides, notes on {new.notes_count}")
 
 
-def _get_deck(deck_id: int) -> Deck:
+def get_deck(deck_id: int) -> Deck:
     """The deck or a clean CLI error."""
     found = db.session.get(Deck, deck_id)
     if found is None:
@@ -106,7 +105,7 @@ def _get_deck(deck_id: int) -> Deck:
 @click.option("--json", "as_json", is_flag=True)
 def deck_share(deck_id, password, expires_in, require_email, allow_download, label, as_json) -> None:
     """Create a share link for a deck."""
-    target = _get_deck(deck_id)
+    target = get_deck(deck_id)
     try:
         expires = sharing.parse_duration(expires_in) if expires_in else None
     except ValueError as exc:
@@ -114,19 +113,6 @@ def deck_share(deck_id, password, expires_in, require_email, allow_download, lab
     link = sharing.create_link(target, password=password, expires_in=expires, require_email=require_email,
                                allow_download=allow_download, label=label)
     emit({"token": link.token, "url": f"/s/{link.token}"}, as_json, f"/s/{link.token}")
-
-
-@main.command("analytics")
-@click.argument("deck_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
-def analytics_cmd(deck_id: int, as_json: bool) -> None:
-    """Per-slide views, visitors and visible seconds of a deck."""
-    stats = deck_analytics(_get_deck(deck_id))
-    lines = [f"{stats['visits']} visits"] + [
-        f"slide {s['slide']:>3}: {s['views']} views, {s['visitors']} visitors, {s['visible_seconds']:.1f} s"
-        for s in stats["slides"]
-    ]
-    emit(stats, as_json, "\n".join(lines))
 
 
 @main.command("serve")
