@@ -38,9 +38,13 @@ class Config:
     RATELIMIT_ENABLED = _bool("DECKCHAT_RATELIMIT_ENABLED", True)
     UNLOCK_RATE_LIMIT = os.environ.get("DECKCHAT_UNLOCK_RATE_LIMIT", "10 per minute")
     TRACK_RATE_LIMIT = os.environ.get("DECKCHAT_TRACK_RATE_LIMIT", "600 per minute")
+    CHAT_RATE_LIMIT_VISITOR = os.environ.get("DECKCHAT_CHAT_RATE_LIMIT_VISITOR", "10 per minute;60 per hour")
+    CHAT_RATE_LIMIT_LINK = os.environ.get("DECKCHAT_CHAT_RATE_LIMIT_LINK", "120 per minute")
     # Tracking: a heartbeat every few seconds bounds what a crashed tab loses.
     HEARTBEAT_SECONDS = float(os.environ.get("DECKCHAT_HEARTBEAT_SECONDS", "5"))
     MAX_VIEW_SECONDS = 4 * 3600
+    # Behind nginx: how many proxies' X-Forwarded-* headers to trust (rate limits key on the client address).
+    TRUSTED_PROXIES = int(os.environ.get("DECKCHAT_TRUSTED_PROXIES", "0"))
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _bool("DECKCHAT_SECURE_COOKIES", False)
@@ -49,5 +53,12 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     PUBLIC_URL = os.environ.get("DECKCHAT_PUBLIC_URL", "")
     EMBED_MODEL = os.environ.get("DECKCHAT_EMBED_MODEL", "")  # empty: the packaged all-MiniLM-L6-v2
+    # Chat engine: "extractive" (no model), "hf" (in-process model) or "openai" (remote server).
     ENGINE = os.environ.get("DECKCHAT_ENGINE", "extractive")
-    MODEL = os.environ.get("DECKCHAT_MODEL", "")
+    MODEL = os.environ.get("DECKCHAT_MODEL", "")  # registry name, hub id or local folder
+    DTYPE = os.environ.get("DECKCHAT_DTYPE", "")
+    DEVICE_MAP = os.environ.get("DECKCHAT_DEVICE_MAP", "")
+    LOAD_FORMAT = os.environ.get("DECKCHAT_LOAD_FORMAT", "")  # "dummy": random weights, for benchmarks
+    ENGINE_URL = os.environ.get("DECKCHAT_ENGINE_URL", "")    # e.g. http://127.0.0.1:8001/v1
+    ENGINE_API_KEY = os.environ.get("DECKCHAT_ENGINE_API_KEY", "")
+    MAX_INPUT_TOKENS = int(os.environ.get("DECKCHAT_MAX_INPUT_TOKENS", "4096"))  # remote models' context

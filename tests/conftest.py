@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 
 import pytest
 from flask_migrate import upgrade
@@ -10,6 +9,7 @@ from flask_migrate import upgrade
 from deckchat import create_app
 from deckchat.cli import main as cli_main
 from deckchat.domain.accounts import create_user
+from clients import csrf_token, login  # noqa: F401 - re-exported for tests that still import them from here
 from factories import PITCH_FAQ, PITCH_NOTES, PITCH_PAGES, make_pdf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -91,13 +91,6 @@ def owner(app):
         return user.id
 
 
-def login(client, email="owner@example.com", password="password123"):
-    """Log a test client in through the real form."""
-    response = client.post("/login", data={"email": email, "password": password})
-    assert response.status_code == 302, response.data
-    return response
-
-
 @pytest.fixture
 def pitch_files(tmp_path):
     """A 5-page PDF deck with a text layer, speaker notes and a FAQ, as files."""
@@ -126,14 +119,6 @@ def pitch_deck(app, owner, pitch_files):
         return deck.id
 
 
-def csrf_token(html: bytes) -> str:
-    """The CSRF token of the first form in a page."""
-    match = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
-        rb'name="csrf_token" value="([^"]+)"', html)
-    assert match, "no csrf token in page"
-    return match.group(1).decode()
-
-
 @pytest.fixture
 def owner_deck_factory(pitch_files):
     """Give an app an owner and the pitch deck; returns (app, deck id)."""
@@ -149,16 +134,22 @@ def owner_deck_factory(pitch_files):
     return make
 
 
-@pytest.fixture
-def live_deck(tmp_path, pitch_files):
-    """A running server with an owner, the pitch deck and an open share link."""
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """A running `deckchat serve` with an owner, shared by a test module."""
     from live import LiveServer
 
-    instance = tmp_path / "live-instance"
-    instance.mkdir()
+    instance = tmp_path_factory.mktemp("live-instance")
     with LiveServer(instance) as server:
         server.cli("user", "create", "owner@example.com", "--password", "password123")
-        deck = server.cli("deck", "import", str(pitch_files["pdf"]), "--owner", "owner@example.com", "--no-index")
-        server.deck_id = deck["deck_id"]
-        server.token = server.cli("deck", "share", str(deck["deck_id"]))["token"]
         yield server
+
+
+@pytest.fixture
+def live_deck(live_server, pitch_files):
+    """A fresh indexed pitch deck (notes, FAQ) with an open share link on the running server."""
+    deck = live_server.cli("deck", "import", str(pitch_files["pdf"]), "--owner", "owner@example.com",
+                           "--notes", str(pitch_files["notes"]), "--faq", str(pitch_files["faq"]))
+    live_server.deck_id = deck["deck_id"]
+    live_server.token = live_server.cli("deck", "share", str(deck["deck_id"]))["token"]
+    return live_server

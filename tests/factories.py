@@ -85,6 +85,9 @@ We founded Acme in 2021 after running warehouses for a decade.
 ## Slide 3: Solution
 Our gripper uses suction and fingers together; training a new item takes five minutes.
 
+## Slide 4
+Our pilot customer <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> doubled picking speed.
+
 ## Slide 5
 The round closes in March; we have 3M committed.
 """

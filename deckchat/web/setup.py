@@ -35,9 +35,12 @@ def init_web(app: Flask) -> None:
     """Wire extensions, blueprints, error handlers and headers into `app`."""
     from ..database import configure_engine  # noqa: PLC0415
     from ..models import User  # noqa: PLC0415
-    from . import analytics, api, auth, decks, viewer  # noqa: PLC0415
+    from . import health  # noqa: PLC0415
+    from .observability import init_observability  # noqa: PLC0415
+    from . import analytics, api, auth, chat, decks, viewer  # noqa: PLC0415
 
     app.config["SECRET_KEY"] = _secret_key(app)
+    init_observability(app)  # first, so every later hook and log line sees the request id
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
@@ -58,8 +61,9 @@ def init_web(app: Flask) -> None:
             return jsonify(error="Unauthorized", message="Log in as the deck's owner."), 401
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
-    for bp in (auth.bp, decks.bp, viewer.bp, analytics.bp, api.bp):
+    for bp in (auth.bp, decks.bp, viewer.bp, chat.bp, analytics.bp, api.bp):
         app.register_blueprint(bp)
+    app.register_blueprint(health.bp)
 
     @app.after_request
     def _security_headers(response):

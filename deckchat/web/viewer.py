@@ -45,7 +45,7 @@ def _needs_unlock(link: ShareLink) -> bool:
     return bool(link.password_hash or link.require_email) and _grant(link) is None
 
 
-def _accessible(token: str) -> ShareLink:
+def accessible_link(token: str) -> ShareLink:
     """The link, if this browser may see its slides; 403 otherwise."""
     link = _link_or_error(token)
     if _needs_unlock(link):
@@ -100,19 +100,19 @@ def unlock(token: str):
 @bp.route("/<token>/slides/<int:number>.png")
 def slide_image(token: str, number: int):
     """A slide image, once the link is unlocked."""
-    return send_slide_image(_accessible(token).deck, number)
+    return send_slide_image(accessible_link(token).deck, number)
 
 
 @bp.route("/<token>/thumbs/<int:number>.png")
 def thumb_image(token: str, number: int):
     """A slide thumbnail, once the link is unlocked."""
-    return send_slide_image(_accessible(token).deck, number, "thumbs")
+    return send_slide_image(accessible_link(token).deck, number, "thumbs")
 
 
 @bp.route("/<token>/download")
 def download(token: str):
     """The original file, only when the link allows downloads."""
-    link = _accessible(token)
+    link = accessible_link(token)
     if not link.allow_download:
         abort(403, "The presenter has not allowed downloads for this link.")
     return send_original(link.deck)

@@ -45,7 +45,7 @@ def test_pdf_import_stores_slides_notes_faq_and_images(app, owner, pitch_files):
     with app.app_context():
         deck = db.session.get(Deck, deck_id)
         assert deck.slide_count == 5 and deck.source_kind == "pdf"
-        assert deck.notes_count == 3
+        assert deck.notes_count == 4
         assert "five minutes" in deck.slides[2].notes
         assert [f.question for f in deck.faq_items][0] == "How much have you raised so far?"
         folder = Path(app.instance_path) / "decks" / deck.storage_key

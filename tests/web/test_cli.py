@@ -22,7 +22,7 @@ def test_user_import_share_analytics(runner, pitch_files):
     out = _json(runner.invoke("deck", "import", str(pitch_files["pdf"]), "--owner", "cli@example.com",
                               "--title", "Acme pitch", "--notes", str(pitch_files["notes"]),
                               "--faq", str(pitch_files["faq"]), "--no-index", "--json"))
-    assert out == {"deck_id": out["deck_id"], "title": "Acme pitch", "slides": 5, "notes": 3}
+    assert out == {"deck_id": out["deck_id"], "title": "Acme pitch", "slides": 5, "notes": 4}
     link = _json(runner.invoke("deck", "share", str(out["deck_id"]), "--password", "pw", "--expires-in", "7d",
                                "--require-email", "--allow-download", "--json"))
     assert link["url"] == f"/s/{link['token']}"

@@ -1,0 +1,144 @@
+"""The investor chat: streamed answers over Server-Sent Events, feedback, rate limits."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+
+from ..domain import chatlog
+from ..domain.decks import deck_content
+from ..extensions import limiter
+from ..ml.chain import ChatAnswer, DeckChain
+from ..ml.engine import EngineBusy, EngineError
+from ..ml.prompts import PromptTooLong
+from ..ml.runtime import EngineNotReady, get_runtime
+from .viewer import accessible_link
+
+log = logging.getLogger(__name__)
+bp = Blueprint("chat", __name__, url_prefix="/s")
+
+
+def _visitor_key() -> str:
+    return f"visitor:{request.cookies.get('dc_visitor') or request.remote_addr}"
+
+
+def _link_key() -> str:
+    return f"link:{(request.view_args or {}).get('token')}"
+
+
+def _visitor_limit() -> str:
+    return current_app.config["CHAT_RATE_LIMIT_VISITOR"]
+
+
+def _link_limit() -> str:
+    return current_app.config["CHAT_RATE_LIMIT_LINK"]
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def make_chain() -> DeckChain:
+    """A chain on this process's engine (503 upstream while the model loads)."""
+    engine, profile = get_runtime(current_app).get()
+    return DeckChain(engine, profile, Path(current_app.instance_path) / "indexes",
+                     embed_model=current_app.config["EMBED_MODEL"] or None)
+
+
+@bp.route("/<token>/chat", methods=["POST"])
+@limiter.limit(_visitor_limit, key_func=_visitor_key, error_message="Too many questions at once.")
+@limiter.limit(_link_limit, key_func=_link_key, error_message="This link is getting too many questions.")
+def ask(token: str):
+    """Answer a question about the deck as a stream: `delta` events, then `done` (or `error`)."""
+    link = accessible_link(token)
+    body = request.get_json(silent=True) or {}
+    visit = chatlog.visit_for_link(link, body.get("visit"))
+    if visit is None:
+        return jsonify(error="Reload the page to start a new visit."), 400
+    try:
+        question = chatlog.clean_question(body.get("question"))
+    except chatlog.ChatInputError as exc:
+        return jsonify(error=str(exc)), 400
+    slide = body.get("slide")
+    slide = slide if isinstance(slide, int) and not isinstance(slide, bool) and 1 <= slide <= link.deck.slide_count else None
+    deck = link.deck
+    try:
+        chain = make_chain()
+        plan = chain.plan(deck_content(deck.id), question, slide=slide, history=chatlog.visit_history(visit.id),
+                          persona=deck.persona, guardrails=chatlog.guardrail_pairs(deck))
+        holder: dict = {}
+        deltas = chain.stream(plan, holder)
+        first = next(deltas, "")  # submit now, so a full queue is a 503 rather than a broken stream
+    except (EngineBusy, EngineNotReady) as exc:
+        response = jsonify(error=str(exc))
+        response.status_code, response.headers["Retry-After"] = 503, str(exc.retry_after)
+        return response
+    except PromptTooLong as exc:
+        return jsonify(error=str(exc)), 400
+    except Exception as exc:  # noqa: BLE001 - the index missing or stale, the engine dead: say so, keep the viewer
+        log.exception("chat failed before streaming for deck %s", deck.id)
+        return jsonify(error=_friendly(exc)), 503
+    ids = {"deck": deck.id, "visit": visit.id}
+
+    def events():
+        text_so_far = [first] if first else []
+        error = None
+        try:
+            if first:
+                yield _sse("delta", {"text": first})
+            for delta in deltas:
+                text_so_far.append(delta)
+                yield _sse("delta", {"text": delta})
+        except EngineError as exc:
+            error = str(exc)
+        except GeneratorExit:
+            deltas.close()  # the investor went away: cancel generation, keep what was said
+            error = "cancelled"
+            raise
+        finally:
+            answer: ChatAnswer | None = holder.get("answer")
+            if answer is None:
+                answer = ChatAnswer("".join(text_so_far), "error", plan.answerable, plan.sources, "", "", None,
+                                    0.0, None, None, error or "error")
+            exchange = chatlog.record_exchange(deck_id=ids["deck"], visit_id=ids["visit"], slide=slide,
+                                               question=question, answer=answer)
+        if error:
+            yield _sse("error", {"message": f"The answer was interrupted: {error}", "exchange": exchange.id})
+        else:
+            yield _sse("done", {"exchange": exchange.id, "kind": answer.kind, "answerable": answer.answerable,
+                                "sources": answer.sources, "text": answer.text})
+
+    response = Response(stream_with_context(events()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx: pass the stream through unbuffered
+    return response
+
+
+def _friendly(exc: Exception) -> str:
+    """A message an investor can act on, without internals."""
+    name = type(exc).__name__
+    if name in ("IndexMissingError", "StaleIndexError"):
+        return "The assistant for this deck is being prepared; please ask again in a minute."
+    if isinstance(exc, EngineError):
+        return f"The assistant is unavailable right now ({exc})."
+    return "The assistant could not answer right now; please try again."
+
+
+@bp.route("/<token>/chat/<int:exchange_id>/feedback", methods=["POST"])
+@limiter.limit(_visitor_limit, key_func=_visitor_key)
+def feedback(token: str, exchange_id: int):
+    """Thumbs up or down on an answer of this visit."""
+    link = accessible_link(token)
+    body = request.get_json(silent=True) or {}
+    visit = chatlog.visit_for_link(link, body.get("visit"))
+    if visit is None:
+        return jsonify(error="unknown visit"), 400
+    try:
+        chatlog.set_feedback(exchange_id, visit, body.get("value"))
+    except chatlog.ChatInputError as exc:
+        return jsonify(error=str(exc)), 400
+    except LookupError:
+        return jsonify(error="no such answer"), 404
+    return jsonify(ok=True)
