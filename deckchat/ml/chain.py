@@ -61,6 +61,7 @@ class EngineLLM(LLM):
             if run_manager:
                 run_manager.on_llm_new_token(delta)
             yield GenerationChunk(text=delta)
+        yield GenerationChunk(text="")  # LangChain needs one chunk even when the model says nothing
 
 
 class EngineChatModel(BaseChatModel):
@@ -89,6 +90,7 @@ class EngineChatModel(BaseChatModel):
             if run_manager:
                 run_manager.on_llm_new_token(delta)
             yield ChatGenerationChunk(message=AIMessageChunk(content=delta))
+        yield ChatGenerationChunk(message=AIMessageChunk(content=""))  # at least one chunk, as above
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Prompt templates (LangChain) and fitting into the model's input budget: pure functions, easy to test.
 
 Fitting order when the prompt is too long: the oldest history turns go first, then the weakest retrieved
-context, then the presenter's examples; the question is never cut (a question that alone does not fit is
-refused with PromptTooLong).
+context, then the presenter's examples, and last the persona is shortened; the question is never cut (a
+question that alone does not fit is refused with PromptTooLong).
 """
 from __future__ import annotations
 
@@ -109,12 +109,7 @@ def fit_prompt(parts: PromptParts, count_tokens: Callable[[str], int], budget: i
     context, examples, history = list(parts.context), list(parts.examples), list(parts.history)
 
     def measure() -> tuple[str, list[dict[str, str]] | None, int]:
-        if chat:
-            messages = render_chat(parts, context, examples, history)
-            text = "\n\n".join(m["content"] for m in messages)
-            return text, messages, count_tokens(text) + template_overhead * len(messages)
-        text = render_base(parts, context, examples, history)
-        return text, None, count_tokens(text)
+        return _measure(parts, count_tokens, chat, template_overhead, context, examples, history)
 
     text, messages, tokens = measure()
     while tokens > budget and (history or context or examples):
@@ -126,8 +121,36 @@ def fit_prompt(parts: PromptParts, count_tokens: Callable[[str], int], budget: i
             examples.pop()
         text, messages, tokens = measure()
     if tokens > budget:
-        raise PromptTooLong("The question is too long for this model; please shorten it.")
+        parts, text, messages, tokens = _shorten_persona(parts, measure_with=lambda p: _measure(
+            p, count_tokens, chat, template_overhead), budget=budget)
     return FittedPrompt(text, messages, context, history, examples, tokens,
                         dropped_history=len(parts.history) - len(history),
                         dropped_context=len(parts.context) - len(context),
                         dropped_examples=len(parts.examples) - len(examples))
+
+
+def _measure(parts: PromptParts, count_tokens, chat: bool, overhead: int, context=(), examples=(), history=()):
+    """Render and count a prompt: (text, messages or None, tokens)."""
+    if chat:
+        messages = render_chat(parts, list(context), list(examples), list(history))
+        text = "\n\n".join(m["content"] for m in messages)
+        return text, messages, count_tokens(text) + overhead * len(messages)
+    text = render_base(parts, list(context), list(examples), list(history))
+    return text, None, count_tokens(text)
+
+
+def _shorten_persona(parts: PromptParts, measure_with, budget: int):
+    """Keep the longest leading part of the persona that lets the bare question fit; else PromptTooLong."""
+    words = parts.persona.split()
+    lo, hi, best = 0, len(words), None
+    while lo <= hi:  # binary search on the number of persona words kept
+        mid = (lo + hi) // 2
+        trial = PromptParts(" ".join(words[:mid]), parts.question)
+        text, messages, tokens = measure_with(trial)
+        if tokens <= budget:
+            best, lo = (trial, text, messages, tokens), mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        raise PromptTooLong("The question is too long for this model; please shorten it.")
+    return best
