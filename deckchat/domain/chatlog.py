@@ -70,8 +70,31 @@ def guardrail_pairs(deck: Deck) -> list[tuple[str, str]]:
     return [(g.topic, g.reply) for g in deck.guardrails]
 
 
-def update_chat_settings(deck: Deck, persona: str | None, guardrails: list[tuple[str, str]]) -> None:
-    """Replace the deck's persona and guardrails."""
-    deck.persona = (persona or "").strip() or None
-    deck.guardrails = [Guardrail(topic=t.strip()[:300], reply=r.strip()) for t, r in guardrails if t.strip() and r.strip()]
+def update_chat_settings(deck: Deck, persona: str | None, guardrails: list[tuple[str, str]] | None = None) -> None:
+    """Replace the deck's persona, and its guardrails when given."""
+    deck.persona = (persona or "").strip()[:4000] or None
+    if guardrails is not None:
+        deck.guardrails = [Guardrail(topic=t.strip()[:300], reply=r.strip())
+                           for t, r in guardrails if t.strip() and r.strip()]
     db.session.commit()
+
+
+def add_guardrail(deck: Deck, topic: str, reply: str) -> Guardrail:
+    """Add a topic the bot must not discuss, with the reply it gives instead."""
+    topic, reply = " ".join(topic.split()), reply.strip()
+    if not topic or not reply:
+        raise ChatInputError("A guardrail needs a topic and a reply.")
+    guardrail = Guardrail(topic=topic[:300], reply=reply[:2000])
+    deck.guardrails.append(guardrail)
+    db.session.commit()
+    return guardrail
+
+
+def delete_guardrail(deck: Deck, guardrail_id: int) -> bool:
+    """Remove one of the deck's guardrails; False when it is not this deck's."""
+    guardrail = db.session.get(Guardrail, guardrail_id)
+    if guardrail is None or guardrail.deck_id != deck.id:
+        return False
+    db.session.delete(guardrail)
+    db.session.commit()
+    return True

@@ -106,8 +106,8 @@ def import_deck(
         slides = ingest.extract_pdf_slides(slides_path, limits.max_slides)
     if len(slides) > limits.max_slides:
         raise UploadError(f"The deck has {len(slides)} slides; the limit is {limits.max_slides}.")
-    slides = _merge_notes(slides, notes_md)
-    faq = _parse_faq(faq_md) if faq_md else []
+    slides = merge_notes(slides, notes_md)
+    faq = parse_faq(faq_md) if faq_md else []
 
     key = uuid.uuid4().hex
     root = storage_root(instance_path)
@@ -143,7 +143,7 @@ def import_deck(
     return deck, warnings
 
 
-def _parse_faq(faq_md: str) -> list[FaqEntry]:
+def parse_faq(faq_md: str) -> list[FaqEntry]:
     """FAQ entries, or an UploadError that says how the file should look."""
     try:
         return parse_faq_markdown(faq_md)
@@ -156,7 +156,7 @@ def _default_title(filename: str, slides: list[SlideContent]) -> str:
     return (slides[0].title if slides and slides[0].title else Path(safe_name(filename)).stem)[:200]
 
 
-def _merge_notes(slides: list[SlideContent], notes_md: str | None) -> list[SlideContent]:
+def merge_notes(slides: list[SlideContent], notes_md: str | None) -> list[SlideContent]:
     """Apply notes from a Markdown file with '## Slide N' headings over the slides' own notes."""
     if not notes_md:
         return slides
@@ -217,3 +217,4 @@ def deck_content(deck_id: int) -> DeckContent:
         documents=[DocumentContent(d.filename, d.kind, d.text) for d in deck.documents],
         examples=[FaqEntry(e.question, e.answer) for e in deck.examples],
     )
+

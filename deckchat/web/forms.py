@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired, MultipleFileField
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 
@@ -54,3 +54,24 @@ class UnlockForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form: a button that posts with a CSRF token (revoke, delete, log out)."""
+
+
+class MaterialForm(FlaskForm):
+    """New speaker notes, FAQ or documents for an existing deck."""
+
+    notes = FileField("Speaker notes (Markdown, '## Slide N')")
+    faq = FileField("FAQ (Markdown; replaces the current FAQ)")
+    documents = MultipleFileField("Documents (Markdown, text or PDF)")
+
+
+class PersonaForm(FlaskForm):
+    """The assistant's persona preamble."""
+
+    persona = TextAreaField("Persona", validators=[Optional(), Length(max=4000)])
+
+
+class PairForm(FlaskForm):
+    """A guardrail (topic and reply) or an example (question and answer)."""
+
+    first = StringField("Topic", validators=[DataRequired(), Length(max=300)])
+    second = TextAreaField("Reply", validators=[DataRequired(), Length(max=2000)])

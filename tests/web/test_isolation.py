@@ -1,7 +1,7 @@
 """Owner A cannot see or change owner B's decks, links or analytics, on any owner route."""
 from __future__ import annotations
 
-from conftest import login
+from clients import login
 from deckchat.domain import sharing
 from deckchat.domain.accounts import create_user
 from deckchat.extensions import db
@@ -9,10 +9,12 @@ from deckchat.models import Deck, ShareLink
 
 
 def _fill(rule, deck_id: int, link_id: int) -> str:
-    values = {"deck_id": deck_id, "link_id": link_id, "number": 1}
+    # Ids of rows under the deck: any id works, the deck check must refuse first.
+    values = {"deck_id": deck_id, "link_id": link_id, "number": 1, "item_id": 1, "visit_id": 1}
     path = rule.rule
     for arg in rule.arguments:
-        path = path.replace(f"<int:{arg}>", str(values[arg])).replace(f"<{arg}>", str(values[arg]))
+        value = str(values.get(arg, 1))
+        path = path.replace(f"<int:{arg}>", value).replace(f"<{arg}>", value)
     return path
 
 

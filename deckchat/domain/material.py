@@ -1,0 +1,70 @@
+"""Changing a deck's material after import: notes, FAQ, documents and example answers.
+
+Every change bumps `Deck.content_version`; the caller then rebuilds the chat index.
+"""
+from __future__ import annotations
+
+from ..extensions import db
+from ..models import Deck, Document, ExampleQA, FaqItem
+from .content import DocumentContent, SlideContent
+from .decks import merge_notes, parse_faq
+from .ingest import UploadError
+
+
+def update_material(deck: Deck, *, notes_md: str | None = None, faq_md: str | None = None,
+                    documents: list[DocumentContent] | None = None) -> list[str]:
+    """Apply new notes (per slide), a new FAQ (replaces the old) and extra documents; return what changed."""
+    changed: list[str] = []
+    if notes_md:
+        slides = [SlideContent(s.number, s.title, s.text, s.notes) for s in deck.slides]
+        merged = merge_notes(slides, notes_md)
+        for row, new in zip(deck.slides, merged):
+            row.notes = new.notes
+        changed.append("notes")
+    if faq_md:
+        deck.faq_items = [FaqItem(position=i, question=f.question, answer=f.answer)
+                          for i, f in enumerate(parse_faq(faq_md))]
+        changed.append("FAQ")
+    for doc in documents or []:
+        deck.documents = [d for d in deck.documents if d.filename != doc.filename]  # same name: replaced
+        deck.documents.append(Document(filename=doc.filename, kind=doc.kind, text=doc.text))
+        changed.append(doc.filename)
+    if changed:
+        deck.content_version += 1
+        db.session.commit()
+    return changed
+
+
+def add_faq_item(deck: Deck, question: str, answer: str) -> FaqItem:
+    """Append a question and answer to the deck's FAQ (e.g. when the owner answers a knowledge gap)."""
+    question, answer = " ".join(question.split()), answer.strip()
+    if not question or not answer:
+        raise UploadError("Both the question and the answer are needed.")
+    item = FaqItem(position=len(deck.faq_items), question=question[:1000], answer=answer)
+    deck.faq_items.append(item)
+    deck.content_version += 1
+    db.session.commit()
+    return item
+
+
+def add_example(deck: Deck, question: str, answer: str) -> ExampleQA:
+    """Store one of the presenter's example answers (a few-shot turn for the prompt)."""
+    question, answer = " ".join(question.split()), answer.strip()
+    if not question or not answer:
+        raise UploadError("Both the example question and its answer are needed.")
+    example = ExampleQA(question=question[:1000], answer=answer)
+    deck.examples.append(example)
+    deck.content_version += 1
+    db.session.commit()
+    return example
+
+
+def delete_example(deck: Deck, example_id: int) -> bool:
+    """Remove one of the deck's examples; False when it is not this deck's."""
+    example = db.session.get(ExampleQA, example_id)
+    if example is None or example.deck_id != deck.id:
+        return False
+    db.session.delete(example)
+    deck.content_version += 1
+    db.session.commit()
+    return True
