@@ -1,8 +1,6 @@
-"""`deckchat init`, `user create`, `deck import/share`, `demo` and `serve`."""
+"""`deckchat init`, `user create`, `deck import/share` and `demo`."""
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import click
@@ -15,6 +13,7 @@ from ..domain.decks import ImportLimits, import_deck, read_document, read_text_u
 from ..domain.ingest import UploadError
 from ..extensions import db
 from ..ml.indexing import reindex
+from ..ml.runtime import describe_engine
 from ..models import Deck
 from .base import emit, fail, main
 
@@ -115,19 +114,6 @@ def deck_share(deck_id, password, expires_in, require_email, allow_download, lab
     emit({"token": link.token, "url": f"/s/{link.token}"}, as_json, f"/s/{link.token}")
 
 
-@main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
-def serve_cmd(host: str, port: int, threads: int) -> None:
-    """Serve the app with gunicorn: one worker (it owns the model), several threads."""
-    os.environ.setdefault("DECKCHAT_INSTANCE_PATH", current_app.instance_path)
-    args = [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", str(threads),
-            "--worker-class", "gthread", "--bind", f"{host}:{port}", "--graceful-timeout", "30",
-            "--access-logfile", "-", "deckchat.wsgi:app"]
-    os.execv(sys.executable, args)
-
-
 @main.command("demo")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8000, type=int)
@@ -164,11 +150,13 @@ def demo_cmd(host: str, port: int, as_json: bool) -> None:
         or sharing.create_link(existing, label="demo")
     base = f"http://{host}:{port}"
     info = {"url": f"{base}/login", "email": email, "password": password, "deck_id": existing.id,
-            "share_url": f"{base}/s/{link.token}", "warnings": warnings}
+            "share_url": f"{base}/s/{link.token}", "chat_engine": describe_engine(current_app.config),
+            "warnings": warnings}
     emit(info, as_json, "\n".join([
         "Deck Chat demo is ready.",
         f"  Owner login:  {info['url']}  email {email}  password {password}",
         f"  Share link:   {info['share_url']}",
+        f"  Chat engine:  {info['chat_engine']}",
         *[f"  Note: {w}" for w in warnings],
         "Starting the server (Ctrl+C stops it)...",
     ]))

@@ -147,3 +147,37 @@ def get_runtime(app) -> Runtime:
                 runtime = Runtime(dict(app.config))
                 app.extensions["deckchat.runtime"] = runtime
     return runtime
+
+
+def weights_available(model: str) -> bool:
+    """Whether a model's weights are on this machine (a local folder or the Hugging Face cache)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from .models import resolve  # noqa: PLC0415
+
+    hub_id = resolve(model).hub_id
+    if Path(hub_id).is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an odd id is simply not available
+        return False
+
+
+def describe_engine(config: dict[str, Any]) -> str:
+    """One line for people: which engine will answer, and why not a model when one cannot be used."""
+    kind = ENGINE_KINDS.get((config.get("ENGINE") or "extractive").lower(), "?")
+    model = config.get("MODEL") or ""
+    if kind == "extractive":
+        return ("extractive (quotes the best passages; no language model configured — set DECKCHAT_ENGINE=hf and "
+                "DECKCHAT_MODEL to a local model folder or a cached hub id to generate answers)")
+    if kind == "remote":
+        return f"remote model {model or '(server default)'} at {config.get('ENGINE_URL') or '(DECKCHAT_ENGINE_URL unset)'}"
+    if not model:
+        return "extractive: DECKCHAT_ENGINE=hf but DECKCHAT_MODEL is not set"
+    if config.get("LOAD_FORMAT") != "dummy" and not weights_available(model):
+        return (f"extractive: the weights of {model} are not on this machine and no model hub can be reached; "
+                "put the model in a local folder and set DECKCHAT_MODEL to it")
+    return f"in-process model {model}"
