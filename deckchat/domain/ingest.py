@@ -112,13 +112,19 @@ def pdf_text(path: Path) -> str:
 
 def extract_pptx_slides(path: Path) -> list[SlideContent]:
     """One SlideContent per slide of a PPTX: title, visible text and speaker notes."""
-    from pptx import Presentation  # noqa: PLC0415
-    from pptx.exc import PackageNotFoundError  # noqa: PLC0415
-
     try:
-        prs = Presentation(str(path))
-    except (PackageNotFoundError, KeyError, zipfile.BadZipFile, ValueError) as exc:
+        return _read_pptx(path)
+    except UploadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails deep inside zip, zlib, lxml or python-pptx
         raise UploadError("The PowerPoint file is damaged or unreadable.") from exc
+
+
+def _read_pptx(path: Path) -> list[SlideContent]:
+    """Parse a PPTX with python-pptx (any error means a damaged file)."""
+    from pptx import Presentation  # noqa: PLC0415
+
+    prs = Presentation(str(path))
     slides = []
     for number, slide in enumerate(prs.slides, start=1):
         parts: list[str] = []

@@ -1,6 +1,7 @@
 """Owner pages: deck list, upload, deck detail, share links, deletion."""
 from __future__ import annotations
 
+import errno
 import tempfile
 from pathlib import Path
 
@@ -40,6 +41,11 @@ def new_deck():
             deck, warnings = _import_from_form(form)
         except UploadError as exc:
             form.slides.errors.append(str(exc))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            form.slides.errors.append("The server is out of disk space, so nothing was saved. Please try again later.")
+            return render_template("owner/new_deck.html", form=form), 507
         else:
             for warning in warnings:
                 flash(warning, "warning")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import csrf, db, limiter, login_manager, migrate
@@ -71,6 +72,21 @@ def init_web(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(exc: OperationalError):
+        # Locked past the busy timeout, or the server gone: nothing was written; the client may retry.
+        app.logger.error("database unavailable: %s", exc)
+        db.session.rollback()
+        message = "The service is briefly unavailable; please try again in a moment."
+        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+            response = jsonify(error="Service Unavailable", message=message)
+        else:
+            response = app.make_response(render_template("error.html", code=503, title="Service Unavailable",
+                                                          message=message))
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.errorhandler(HTTPException)
