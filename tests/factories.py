@@ -73,7 +73,7 @@ PITCH_PAGES = [
     "Acme Robotics\nWarehouse robots that pick anything",
     "The problem\nPicking is 60% of warehouse labour cost",
     "Our solution\nA gripper that learns new items in minutes",
-    "Traction\n12 customers and 2.1M ARR",
+    'Traction\n12 customers and 2.1M ARR\nPilot <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">',
     "The ask\nRaising 8M Series A",
 ]
 
@@ -86,7 +86,7 @@ We founded Acme in 2021 after running warehouses for a decade.
 Our gripper uses suction and fingers together; training a new item takes five minutes.
 
 ## Slide 4
-Our pilot customer <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> doubled picking speed.
+Our pilot customer doubled picking speed in the first month.
 
 ## Slide 5
 The round closes in March; we have 3M committed.

@@ -86,6 +86,16 @@ def _open_pdf(path: Path):
 
 def extract_pdf_slides(path: Path, max_slides: int = 10_000) -> list[SlideContent]:
     """One SlideContent per PDF page, with the page's text layer (notes empty)."""
+    import pypdfium2 as pdfium  # noqa: PLC0415
+
+    try:
+        return _pdf_slides(path, max_slides)
+    except pdfium.PdfiumError as exc:  # a page that cannot be loaded: the file is damaged
+        raise UploadError("The PDF is damaged or unreadable.") from exc
+
+
+def _pdf_slides(path: Path, max_slides: int) -> list[SlideContent]:
+    """Read each page's text with pdfium."""
     pdf = _open_pdf(path)
     try:
         if len(pdf) == 0:
@@ -156,6 +166,16 @@ def _shape_text(shape) -> list[str]:
 
 def render_pdf(pdf_path: Path, out_dir: Path, width: int, thumb_width: int) -> int:
     """Render each page to out_dir/slides/NNN.png and out_dir/thumbs/NNN.png; return the page count."""
+    import pypdfium2 as pdfium  # noqa: PLC0415
+
+    try:
+        return _render_pages(pdf_path, out_dir, width, thumb_width)
+    except pdfium.PdfiumError as exc:
+        raise UploadError("The PDF is damaged: a page could not be rendered.") from exc
+
+
+def _render_pages(pdf_path: Path, out_dir: Path, width: int, thumb_width: int) -> int:
+    """Render with pdfium and save PNGs with Pillow."""
     (out_dir / "slides").mkdir(parents=True, exist_ok=True)
     (out_dir / "thumbs").mkdir(parents=True, exist_ok=True)
     pdf = _open_pdf(pdf_path)

@@ -148,6 +148,12 @@ def test_questions_about_another_deck_never_cite_it(app, chat, owner):
 def test_owner_page_escapes_notes(app, pitch_deck):
     from conftest import login
 
+    from deckchat.models import Slide
+
+    with app.app_context():  # PowerPoint notes keep raw text, markup included
+        slide = db.session.scalar(db.select(Slide).filter_by(deck_id=pitch_deck, number=4))
+        slide.notes = "Pilot <script>window.__pwned = 1</script> went well."
+        db.session.commit()
     client = app.test_client()
     login(client)
     page = client.get(f"/decks/{pitch_deck}").data

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from deckchat.domain import sharing
@@ -61,6 +61,8 @@ def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
 @given(base=st.sampled_from(["pdf", "pptx", "random"]), edits=st.lists(st.tuples(st.integers(0, 10**6),
                                                                                   st.integers(0, 255)), max_size=8),
        cut=st.integers(0, 100), noise=st.binary(min_size=1, max_size=300))
+@example(base="pdf", edits=[(82, 0)], cut=0, noise=b"\x00")      # a page object pdfium cannot load
+@example(base="pptx", edits=[(49, 0)], cut=0, noise=b"\x00")     # a damaged deflate stream inside the zip
 def test_upload_parsers_fail_cleanly(app, owner, base, edits, cut, noise):
     data = {"pdf": VALID_PDF, "pptx": VALID_PPTX, "random": noise}[base]
     data = _mutate(data, edits)
