@@ -1,11 +1,11 @@
-"""Changing a deck's material after import: notes, FAQ, documents and example answers.
+"""Changing a deck's material after import: notes, FAQ and documents (examples: domain/examples.py).
 
 Every change bumps `Deck.content_version`; the caller then rebuilds the chat index.
 """
 from __future__ import annotations
 
 from ..extensions import db
-from ..models import Deck, Document, ExampleQA, FaqItem
+from ..models import Deck, Document, FaqItem
 from .content import DocumentContent, SlideContent
 from .decks import merge_notes, parse_faq
 from .ingest import UploadError
@@ -46,25 +46,3 @@ def add_faq_item(deck: Deck, question: str, answer: str) -> FaqItem:
     db.session.commit()
     return item
 
-
-def add_example(deck: Deck, question: str, answer: str) -> ExampleQA:
-    """Store one of the presenter's example answers (a few-shot turn for the prompt)."""
-    question, answer = " ".join(question.split()), answer.strip()
-    if not question or not answer:
-        raise UploadError("Both the example question and its answer are needed.")
-    example = ExampleQA(question=question[:1000], answer=answer)
-    deck.examples.append(example)
-    deck.content_version += 1
-    db.session.commit()
-    return example
-
-
-def delete_example(deck: Deck, example_id: int) -> bool:
-    """Remove one of the deck's examples; False when it is not this deck's."""
-    example = db.session.get(ExampleQA, example_id)
-    if example is None or example.deck_id != deck.id:
-        return False
-    db.session.delete(example)
-    deck.content_version += 1
-    db.session.commit()
-    return True

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 
-from ..domain import chatlog, material
+from ..domain import chatlog, examples, material
 from ..domain.decks import read_document, read_text_upload
 from ..domain.ingest import UploadError
 from ..ml.indexing import reindex
@@ -106,12 +106,15 @@ def delete_guardrail(deck: Deck, item_id: int):
 def add_example(deck: Deck):
     """Add an example answer in the presenter's own words."""
     form = PairForm()
-    if form.validate_on_submit():
-        material.add_example(deck, form.first.data, form.second.data)
-        _reindex(deck)
-        flash("Example added.")
-    else:
+    if not form.validate_on_submit():
         flash("An example needs a question and an answer.", "error")
+        return _back(deck)
+    try:
+        examples.add_example(deck, form.first.data, form.second.data)
+    except examples.ExampleError as exc:
+        flash(str(exc), "error")
+    else:
+        flash("Example added.")
     return _back(deck)
 
 
@@ -119,8 +122,7 @@ def add_example(deck: Deck):
 @owner_deck
 def delete_example(deck: Deck, item_id: int):
     """Remove an example answer."""
-    if not ConfirmForm().validate_on_submit() or not material.delete_example(deck, item_id):
+    if not ConfirmForm().validate_on_submit() or not examples.delete_example(deck, item_id):
         return render_template("error.html", code=404, title="Not Found", message="No such example."), 404
-    _reindex(deck)
     flash("Example removed.")
     return _back(deck)

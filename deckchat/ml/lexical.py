@@ -1,0 +1,210 @@
+"""Text handling for retrieval: query normalisation, tokens for BM25, and chunking long text."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import Stemmer
+
+# Question scaffolding and function words: they match every chunk, so they only add noise to BM25
+# and to the "does the deck mention this at all" coverage signal.
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been before being
+    below between both but by can could did do does doing done down during each else ever few for from
+    further get got had has have having he her here hers him his how i if in into is it its itself just
+    let like me might more most much must my no nor not of off on once only or other our ours out over
+    own please same say says she should so some such tell than that the their theirs them then there these
+    they this those through to too under until up us very via was way we were what whats when where which
+    while who whom why will with would you your yours yourself explain describe mean means meaning
+    go goes going come comes coming make makes take takes thing things many big large long often""".split()
+)
+
+# Investor shorthand mapped to the words decks spell out, so "CAC" finds "customer acquisition cost".
+ABBREVIATIONS = {
+    "arr": "annual recurring revenue",
+    "mrr": "monthly recurring revenue",
+    "cac": "customer acquisition cost",
+    "ltv": "lifetime value",
+    "clv": "customer lifetime value",
+    "tam": "total addressable market",
+    "sam": "serviceable addressable market",
+    "som": "serviceable obtainable market",
+    "gtm": "go to market",
+    "kpi": "key performance indicator",
+    "yoy": "year over year",
+    "mom": "month over month",
+    "b2b": "business to business",
+    "b2c": "business to consumer",
+    "saas": "software as a service",
+    "nrr": "net revenue retention",
+    "vcs": "version control system",
+    "ip": "intellectual property",
+    "ceo": "chief executive officer",
+    "cto": "chief technology officer",
+    "cfo": "chief financial officer",
+}
+
+# Investors ask by topic; decks title their slides by the canonical pitch-deck sections. A question that
+# touches a topic also looks for that section's usual title words (at a lower weight, see `Query.topics`).
+TOPICS = [
+    ("founder cofounder team employee staff hire hiring people background experience", "team"),
+    ("competitor competition compete alternative incumbent differentiation moat advantage", "competition"),
+    ("customer client user adoption pilot growth traction", "traction customers"),
+    ("price pricing charge subscription monetise monetize fee", "business model pricing"),
+    ("raise raising funding investment investor round seed valuation spend spent proceeds", "ask raising"),
+    ("revenue burn runway margin profit profitable financial cash", "financials"),
+    ("market tam opportunity size", "market"),
+    ("next future plan roadmap later vision", "roadmap"),
+    ("sales deal close sell selling channel distribution", "market sales"),
+    ("risk wrong threat challenge", "risks"),
+    ("timing now", "why now"),
+]
+_CONTRACTIONS = [
+    (re.compile(r"\b(can)'t\b", re.I), r"\1 not"),
+    (re.compile(r"\bwon't\b", re.I), "will not"),
+    (re.compile(r"n't\b", re.I), " not"),
+    (re.compile(r"'re\b", re.I), " are"),
+    (re.compile(r"'ve\b", re.I), " have"),
+    (re.compile(r"'ll\b", re.I), " will"),
+    (re.compile(r"'m\b", re.I), " am"),
+    (re.compile(r"'s\b", re.I), ""),
+]
+# Polite openers carry no content; dropping them keeps the embedding on the actual question.
+_FILLER = re.compile(
+    r"^(?:(?:hi|hello|hey|ok|okay|so|and|quick question)[,!.:]?\s+)*"
+    r"(?:(?:can|could|would) you (?:please )?(?:tell me|explain|say|clarify)\s*|"
+    r"i (?:would like|want|wanted) to know\s*|please (?:tell me|explain)\s*|"
+    r"i(?:'m| am) (?:curious|wondering) (?:about\s*)?)?",
+    re.I,
+)
+_SLIDE_REF = re.compile(r"\bslide\s*(?:number\s*|no\.?\s*|#\s*)?(\d{1,4})\b", re.I)
+# Questions that point at what is on screen instead of naming a topic.
+_DEICTIC = re.compile(
+    r"\b(?:this|that|current|these|those)\s+(?:slide|page|chart|graph|figure|diagram|table|number|numbers|"
+    r"image|picture|screen|point|step|code|example|list|one)\b|\bhere\b|\bon screen\b|"
+    r"^\s*(?:what|why|how)\s+(?:does|do|is)\s+(?:this|that|it)\b",
+    re.I,
+)
+_TOKEN = re.compile(r"[a-z0-9]+")
+_ABBREVIATION = re.compile(r"\b(?:" + "|".join(ABBREVIATIONS) + r")\b", re.I)
+_WORD = re.compile(r"\S+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question prepared for retrieval."""
+
+    text: str  # for the embedding: original wording minus polite filler, shorthand spelled out
+    plain: str  # the investor's own words minus polite filler
+    tokens: tuple[str, ...]  # stemmed content words, abbreviations expanded, for BM25
+    topics: tuple[str, ...]  # stemmed title words of the pitch-deck sections the question touches
+    slide_ref: int | None  # "slide 7" named in the question
+    deictic: bool  # refers to what is on screen ("this chart", "here")
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    """The Snowball English stemmer (cached: construction is not free)."""
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _topic_triggers() -> dict[str, tuple[str, ...]]:
+    """Stemmed section title word -> stemmed trigger words."""
+    out: dict[str, set[str]] = {}
+    for triggers, titles in TOPICS:
+        for title in tokenize(titles):
+            out.setdefault(title, set()).update(tokenize(triggers))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _topic_words() -> tuple[str, ...]:
+    """All stemmed section title words."""
+    return tuple(_topic_triggers())
+
+
+def normalise(text: str) -> str:
+    """Unicode-normalised, lower-cased text with contractions spelled out."""
+    text = unicodedata.normalize("NFKC", text).replace("\u2019", "'").replace("\u2018", "'")
+    for pattern, repl in _CONTRACTIONS:
+        text = pattern.sub(repl, text)
+    return text.lower()
+
+
+def tokenize(text: str, *, expand: bool = False) -> list[str]:
+    """Stemmed content words of text; with expand, abbreviations also add their spelled-out words."""
+    words = [w for w in _TOKEN.findall(normalise(text)) if w not in STOPWORDS]
+    if expand:
+        words = words + [x for w in words if w in ABBREVIATIONS for x in ABBREVIATIONS[w].split()]
+    return _stemmer().stemWords(words)
+
+
+def prepare_query(question: str) -> Query:
+    """Normalise an investor's question for both halves of the hybrid search."""
+    question = " ".join(question.split())
+    stripped = plain = _FILLER.sub("", question).strip() or question
+    # The embedding model does not know investor shorthand either: spell it out next to the original.
+    stripped = _ABBREVIATION.sub(lambda m: f"{m.group(0)} ({ABBREVIATIONS[m.group(0).lower()]})", stripped)
+    ref = _SLIDE_REF.search(question)
+    tokens = list(dict.fromkeys(tokenize(_SLIDE_REF.sub(" ", stripped), expand=True)))
+    return Query(
+        text=stripped,
+        plain=plain,
+        tokens=tuple(tokens),
+        topics=tuple(t for t in _topic_words() if set(_topic_triggers()[t]) & set(tokens)),
+        slide_ref=int(ref.group(1)) if ref else None,
+        deictic=bool(_DEICTIC.search(question)),
+    )
+
+
+def split_text(text: str, max_words: int) -> list[str]:
+    """Split text into pieces of at most max_words words, at paragraph, then sentence, then word bounds."""
+    if len(_WORD.findall(text)) <= max_words:
+        return [text.strip()] if text.strip() else []
+    pieces: list[tuple[str, str]] = []  # (text, separator that joins it to the piece before)
+    for para in re.split(r"\n\s*\n", text):
+        if len(_WORD.findall(para)) <= max_words:
+            pieces.append((para.strip(), "\n\n"))
+            continue
+        for sentence in _SENTENCE_END.split(para):
+            words = _WORD.findall(sentence)
+            pieces.extend((" ".join(words[i : i + max_words]), " ") for i in range(0, len(words), max_words))
+    chunks: list[str] = []
+    size = 0
+    for piece, sep in pieces:
+        n = len(_WORD.findall(piece))
+        if not n:
+            continue
+        if chunks and size + n <= max_words:
+            chunks[-1] += sep + piece
+            size += n
+        else:
+            chunks.append(piece)
+            size = n
+    return chunks
+
+
+def split_sentences(text: str, min_words: int = 3) -> list[str]:
+    """Sentences and bullet lines of text with at least min_words words (shorter ones say too little)."""
+    parts = (p.strip(" -*\u2022\t") for line in text.split("\n") for p in _SENTENCE_END.split(line))
+    return [p for p in parts if len(_WORD.findall(p)) >= min_words]
+
+
+def covered_words(question: str, vocabulary: set[str]) -> tuple[int, int]:
+    """(covered, total) content words of a question that the deck's vocabulary has, directly, through an
+    abbreviation's spelled-out words, or through a pitch-deck section the word points to."""
+    triggers = _topic_triggers()
+    words = list(dict.fromkeys(tokenize(question)))
+    covered = 0
+    for word in words:
+        raw = word.lower()
+        spelled = tokenize(ABBREVIATIONS.get(raw, "")) if raw in ABBREVIATIONS else []
+        topical = [t for t, trig in triggers.items() if word in trig]
+        if word in vocabulary or (spelled and all(w in vocabulary for w in spelled)) or any(
+            t in vocabulary for t in topical
+        ):
+            covered += 1
+    return covered, len(words)
