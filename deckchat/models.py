@@ -184,6 +184,9 @@ class Visit(db.Model):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     notified_at: Mapped[datetime | None]  # when the end-of-visit webhook was delivered
+    notify_attempts: Mapped[int] = mapped_column(default=0, server_default="0")  # webhook deliveries tried
+    notify_next_at: Mapped[datetime | None]  # no delivery before this: a sweeper's claim, or the retry back-off
+    notify_error: Mapped[str | None] = mapped_column(String(300))  # why the last delivery failed
     link: Mapped[ShareLink] = relationship(back_populates="visits")
     views: Mapped[list[SlideView]] = relationship(back_populates="visit", cascade="all, delete-orphan")
 
@@ -200,6 +203,8 @@ class SlideView(db.Model):
     __table_args__ = (
         UniqueConstraint("visit_id", "view_key"),
         Index("ix_slide_views_deck_slide", "deck_id", "slide"),
+        # Covers the dashboard's fold of a deck's stays into (visit, slide) totals without touching the table.
+        Index("ix_slide_views_deck_visit", "deck_id", "visit_id", "slide", "visible_ms"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visits.id", ondelete="CASCADE"), index=True)
@@ -247,3 +252,38 @@ class ChatExchange(db.Model):
     feedback: Mapped[int | None]  # +1 thumbs up, -1 thumbs down
     gap_closed_at: Mapped[datetime | None]  # for unanswerable questions: when the owner answered them
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ComparisonRun(db.Model):
+    """One model comparison started from a deck's owner page: its settings, progress and report."""
+
+    __tablename__ = "comparison_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deck_id: Mapped[int] = mapped_column(ForeignKey("decks.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued, waiting, running, done, failed
+    source: Mapped[str] = mapped_column(String(16), default="example")  # example or replay
+    models: Mapped[list] = mapped_column(JSON, default=list)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)  # runs, load_format, confirmed memory notice
+    progress: Mapped[dict] = mapped_column(JSON, default=dict)  # done, total, model, message
+    error: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    beat_at: Mapped[datetime | None]  # the job's heartbeat: a stale one means the server restarted mid-run
+
+
+class ComparisonVote(db.Model):
+    """A blind ballot between two models' answers to one question; `winner` is empty until the owner votes."""
+
+    __tablename__ = "comparison_votes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comparison_id: Mapped[int] = mapped_column(ForeignKey("comparison_runs.id", ondelete="CASCADE"), index=True)
+    question_index: Mapped[int]
+    left_model: Mapped[str] = mapped_column(String(300))
+    left_run: Mapped[int]
+    right_model: Mapped[str] = mapped_column(String(300))
+    right_run: Mapped[int]
+    winner: Mapped[str | None] = mapped_column(String(8))  # left, right or tie
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    voted_at: Mapped[datetime | None]

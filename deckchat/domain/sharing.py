@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from ..extensions import db
 from ..models import Deck, ShareLink, utcnow
+from .notify import valid_webhook_url
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.I)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -28,11 +29,15 @@ def create_link(
     require_email: bool = False,
     allow_download: bool = False,
     label: str = "",
+    webhook_url: str | None = None,
 ) -> ShareLink:
-    """Create and store a share link for a deck."""
+    """Create and store a share link for a deck (with an optional end-of-visit webhook URL)."""
+    if webhook_url and not valid_webhook_url(webhook_url.strip()):
+        raise ValueError("the webhook must be an http:// or https:// URL")
     link = ShareLink(
         deck=deck,
         label=label.strip()[:120],
+        webhook_url=(webhook_url or "").strip() or None,
         require_email=require_email,
         allow_download=allow_download,
         expires_at=expires_at or (utcnow() + expires_in if expires_in else None),

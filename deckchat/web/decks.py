@@ -105,6 +105,7 @@ def create_link(deck: Deck):
         deck, password=form.password.data or None,
         expires_in=sharing.parse_duration(form.expires_in.data) if form.expires_in.data else None,
         require_email=form.require_email.data, allow_download=form.allow_download.data, label=form.label.data or "",
+        webhook_url=form.webhook_url.data or None,
     )
     flash(f"Link created: {url_for('viewer.open_link', token=link.token, _external=True)}")
     return redirect(url_for("decks.detail", deck_id=deck.id), 303)

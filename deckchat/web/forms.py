@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired, MultipleFileField
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField, URLField
+from wtforms.validators import URL, DataRequired, Email, Length, Optional, Regexp
 
 
 class LoginForm(FlaskForm):
@@ -43,6 +43,9 @@ class LinkForm(FlaskForm):
     )
     require_email = BooleanField("Ask for the visitor's email")
     allow_download = BooleanField("Allow download")
+    webhook_url = URLField("Webhook when a visit ends (optional)", validators=[
+        Optional(), Length(max=500), URL(require_tld=False, message="Enter an http:// or https:// URL."),
+        Regexp(r"(?i)^https?://", message="The webhook must be an http:// or https:// URL.")])
 
 
 class UnlockForm(FlaskForm):

@@ -38,7 +38,7 @@ def init_web(app: Flask) -> None:
     from ..models import User  # noqa: PLC0415
     from . import health  # noqa: PLC0415
     from .observability import init_observability  # noqa: PLC0415
-    from . import analytics, api, assistant, auth, chat, decks, viewer  # noqa: PLC0415
+    from . import analytics, api, assistant, auth, chat, compare, decks, viewer  # noqa: PLC0415
 
     app.config["SECRET_KEY"] = _secret_key(app)
     init_observability(app)  # first, so every later hook and log line sees the request id
@@ -62,7 +62,7 @@ def init_web(app: Flask) -> None:
             return jsonify(error="Unauthorized", message="Log in as the deck's owner."), 401
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
-    for bp in (auth.bp, decks.bp, assistant.bp, viewer.bp, chat.bp, analytics.bp, api.bp):
+    for bp in (auth.bp, decks.bp, assistant.bp, viewer.bp, chat.bp, analytics.bp, api.bp, compare.bp):
         app.register_blueprint(bp)
     app.register_blueprint(health.bp)
 
