@@ -13,6 +13,15 @@ def _bool(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _server_pool(url: str | None) -> dict:
+    """Pool settings for a database server: one connection per worker thread, checked before use."""
+    if not url or url.startswith("sqlite"):
+        return {}
+    # Without this, threads beyond the default 5 + 10 open and close a server connection per request.
+    threads = int(os.environ.get("DECKCHAT_THREADS") or 16)
+    return {"pool_size": threads, "max_overflow": 4, "pool_pre_ping": True, "pool_recycle": 1800}
+
+
 def instance_path() -> Path:
     """The runtime data folder: `DECKCHAT_INSTANCE_PATH` or ./instance."""
     return Path(os.environ.get("DECKCHAT_INSTANCE_PATH", "instance")).resolve()
@@ -23,7 +32,7 @@ class Config:
 
     SECRET_KEY = os.environ.get("DECKCHAT_SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # None: SQLite inside the instance folder
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = _server_pool(os.environ.get("DATABASE_URL"))
     # Uploads: the request limit covers slides plus notes, FAQ and documents together.
     MAX_CONTENT_LENGTH = int(os.environ.get("DECKCHAT_MAX_UPLOAD_MB", "100")) * 1024 * 1024
     MAX_SLIDES = int(os.environ.get("DECKCHAT_MAX_SLIDES", "300"))
@@ -42,6 +51,12 @@ class Config:
     CHAT_RATE_LIMIT_LINK = os.environ.get("DECKCHAT_CHAT_RATE_LIMIT_LINK", "120 per minute")
     # Tracking: a heartbeat every few seconds bounds what a crashed tab loses.
     HEARTBEAT_SECONDS = float(os.environ.get("DECKCHAT_HEARTBEAT_SECONDS", "5"))
+    # A visit has ended after this long without reports; then its link's webhook gets the summary.
+    VISIT_IDLE_MINUTES = float(os.environ.get("DECKCHAT_VISIT_IDLE_MINUTES", "30"))
+    WEBHOOK_SWEEP_SECONDS = float(os.environ.get("DECKCHAT_WEBHOOK_SWEEP_SECONDS", "60"))
+    WEBHOOK_THREAD = _bool("DECKCHAT_WEBHOOK_THREAD", True)
+    # Extra model folders or hub ids owners may pick on the comparison page (comma-separated).
+    COMPARE_MODELS = os.environ.get("DECKCHAT_COMPARE_MODELS", "")
     MAX_VIEW_SECONDS = 4 * 3600
     # Behind nginx: how many proxies' X-Forwarded-* headers to trust (rate limits key on the client address).
     TRUSTED_PROXIES = int(os.environ.get("DECKCHAT_TRUSTED_PROXIES", "0"))

@@ -101,16 +101,20 @@ def get_deck(deck_id: int) -> Deck:
 @click.option("--require-email", is_flag=True)
 @click.option("--allow-download", is_flag=True)
 @click.option("--label", default="")
+@click.option("--webhook", help="http(s) URL called with a summary when a visit ends.")
 @click.option("--json", "as_json", is_flag=True)
-def deck_share(deck_id, password, expires_in, require_email, allow_download, label, as_json) -> None:
+def deck_share(deck_id, password, expires_in, require_email, allow_download, label, webhook, as_json) -> None:
     """Create a share link for a deck."""
     target = get_deck(deck_id)
     try:
         expires = sharing.parse_duration(expires_in) if expires_in else None
     except ValueError as exc:
         fail(str(exc))
-    link = sharing.create_link(target, password=password, expires_in=expires, require_email=require_email,
-                               allow_download=allow_download, label=label)
+    try:
+        link = sharing.create_link(target, password=password, expires_in=expires, require_email=require_email,
+                                   allow_download=allow_download, label=label, webhook_url=webhook)
+    except ValueError as exc:
+        fail(str(exc))
     emit({"token": link.token, "url": f"/s/{link.token}"}, as_json, f"/s/{link.token}")
 
 

@@ -44,7 +44,7 @@ def model_choices() -> list[tuple[str, str]]:
     from ..ml.runtime import weights_available  # noqa: PLC0415
 
     # Folders must be named by the operator: owners must not make the server probe arbitrary paths.
-    extra = current_app.config.get("COMPARE_MODELS") or os.environ.get("DECKCHAT_COMPARE_MODELS", "")
+    extra = current_app.config.get("COMPARE_MODELS", "")
     names = [m.strip() for m in str(extra).split(",") if m.strip()]
     if current_app.config.get("ENGINE") in ("hf", "local") and current_app.config.get("MODEL"):
         names.insert(0, current_app.config["MODEL"])

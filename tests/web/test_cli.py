@@ -59,3 +59,13 @@ def test_real_pptx_import_counts(runner, owner):
     out = _json(runner.invoke("deck", "import", str(REAL_PPTX), "--owner", "owner@example.com", "--no-index",
                               "--json"))
     assert (out["slides"], out["notes"]) == (21, 20)
+
+
+def test_share_with_a_webhook_checks_the_url(runner, pitch_deck, app):
+    from deckchat.domain.sharing import find_link
+
+    bad = runner.invoke("deck", "share", str(pitch_deck), "--webhook", "ftp://example.com/x", "--json")
+    assert bad.exit_code != 0 and "http" in bad.stderr
+    good = _json(runner.invoke("deck", "share", str(pitch_deck), "--webhook", "https://hooks.example/v", "--json"))
+    with app.app_context():
+        assert find_link(good["token"]).webhook_url == "https://hooks.example/v"
