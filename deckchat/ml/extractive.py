@@ -9,6 +9,7 @@ from .engine import Engine, GenerationRequest, GenerationResult, Stream
 
 _WORD = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_LABEL = re.compile(r"^(speaker notes|notes|answer|question)\s*:\s*", re.I)
 _STOPWORDS = frozenset(
     "a an and are as at be by do does for from has have how i in is it its of on or "
     "our that the their this to was we what when where which who why will with you your".split()
@@ -20,9 +21,18 @@ def _terms(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
 
 
+def split_sentences(text: str) -> list[str]:
+    """Sentences and lines of a passage, without labels such as "Speaker notes:"."""
+    out = []
+    for line in text.splitlines():
+        line = _LABEL.sub("", line.strip())
+        out.extend(s.strip() for s in _SENTENCE.split(line) if s.strip())
+    return out
+
+
 def best_sentences(question: str, text: str, limit: int = 2) -> str:
     """The passage's sentences that share most words with the question, in their original order."""
-    sentences = [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+    sentences = split_sentences(text)
     if len(sentences) <= limit:
         return " ".join(sentences)
     q = _terms(question)
@@ -31,24 +41,34 @@ def best_sentences(question: str, text: str, limit: int = 2) -> str:
 
 
 class ExtractiveEngine(Engine):
-    """Quotes the top passages (by retrieval score, then word overlap with the question)."""
+    """Answers with the retrieved sentences that best match the question (sources are cited separately)."""
 
     name = "extractive"
     model_name = "extractive"
 
-    def __init__(self, max_passages: int = 3, sentences_per_passage: int = 2):
-        self.max_passages, self.sentences = max_passages, sentences_per_passage
+    def __init__(self, max_passages: int = 3, sentences_per_passage: int = 2, max_sentences: int = 3):
+        self.max_passages, self.sentences, self.max_sentences = max_passages, sentences_per_passage, max_sentences
 
     def answer(self, question: str, passages: list[tuple[str, str, float]]) -> str:
         """The answer text for a question and its retrieved (source, text, score) passages."""
         q = _terms(question)
-        ranked = sorted(passages, key=lambda p: (-float(p[2]), -len(q & _terms(p[1])), p[0]))
-        parts = []
-        for source, text, _score in ranked[: self.max_passages]:
-            snippet = best_sentences(question, text, self.sentences)
-            if snippet:
-                parts.append(f"[{source}] {snippet}")
-        return "\n\n".join(parts) if parts else NO_ANSWER
+        ranked = sorted(passages, key=lambda p: (-float(p[2]), -len(q & _terms(p[1])), p[0]))[: self.max_passages]
+        candidates = []  # (words shared with the question, passage rank, position, sentence)
+        for rank, (_source, text, _score) in enumerate(ranked):
+            for pos, sentence in enumerate(split_sentences(text)):
+                candidates.append((len(q & _terms(sentence)), rank, pos, sentence))
+        if not candidates:
+            return NO_ANSWER
+        # The best passage always speaks first; others add only sentences that share words with the question.
+        best = max((c for c in candidates if c[1] == 0), key=lambda c: (c[0], -c[2]), default=candidates[0])
+        chosen = [best] + sorted((c for c in candidates if c is not best and c[0] > 0),
+                                 key=lambda c: (-c[0], c[1], c[2]))[: self.max_sentences - 1]
+        seen, parts = set(), []
+        for c in sorted(chosen, key=lambda c: (c[1], c[2])):
+            if c[3].lower() not in seen:
+                seen.add(c[3].lower())
+                parts.append(c[3] if c[3].endswith((".", "!", "?")) else c[3] + ".")
+        return " ".join(parts)
 
     def submit(self, request: GenerationRequest) -> Stream:
         """Answer at once; the stream still yields word-sized deltas like a model would."""

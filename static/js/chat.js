@@ -50,8 +50,9 @@ function renderSources(item, sources) {
 
 function renderFeedback(item, exchangeId) {
   const bar = el("div", "chat-feedback");
-  for (const [value, label, testid] of [[1, "👍", "feedback-up"], [-1, "👎", "feedback-down"]]) {
-    const button = el("button", "linklike", label);
+  bar.append(el("span", "muted", "Was this helpful?"));
+  for (const [value, label, testid] of [[1, "Yes", "feedback-up"], [-1, "No", "feedback-down"]]) {
+    const button = el("button", "feedback-button", label);
     button.type = "button";
     button.dataset.testid = testid;
     button.setAttribute("aria-label", value > 0 ? "Helpful" : "Not helpful");
