@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU run of issue 7 (model comparison): the four classic architectures with dummy (random) weights in float16,
-# compared in one run of the shipped investor script (4 questions, one conversation, 2 runs per model):
+# compared in one run of the shipped investor script (4 questions, one conversation, 1 run per model):
 # load time, GPU memory after load and peak, time to first token, tokens/s, total time, failures.
 # Sized for well under 5 minutes on one H100/H200. Needs torch, transformers, jinja2 and PyYAML only
 # (`python -m deckchat.ml.compare` imports no Flask, SQLAlchemy, llama-index or LangChain).
@@ -34,8 +34,8 @@ fi
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 # Greedy for T5: random float16 T5 weights can overflow, and sampling from NaN logits raises.
-timeout 280 "$PY" -m deckchat.ml.compare --models gpt2-xl,gpt-neo-2.7b,flan-t5-xl,gpt-j-6b \
-    --load-format dummy --dtype float16 --device cuda --runs 2 --max-new-tokens 48 \
+timeout 210 "$PY" -m deckchat.ml.compare --models gpt2-xl,gpt-neo-2.7b,flan-t5-xl,gpt-j-6b \
+    --load-format dummy --dtype float16 --device cuda --runs 1 --max-new-tokens 48 \
     --preset-for flan-t5-xl=greedy --out "$DEST"
 status=$?
 "$PY" - "$DEST/report.json" <<'PY' || true

@@ -3,6 +3,7 @@
     python bench/engine.py --tiny                       # CPU: tiny GPT-2, 8 concurrent requests
     python bench/engine.py --model gpt2-xl --load-format dummy --dtype float16 --concurrency 16
     python bench/engine.py --info gpt2-xl gpt-neo-2.7b --load-format dummy   # memory after load
+    python bench/engine.py --model gpt2-xl --load-format dummy --compile on --also-eager   # compiled vs not
 
 Prints one JSON object (and writes it to --out). Needs torch and transformers only: no Flask.
 """
@@ -10,7 +11,9 @@ Prints one JSON object (and writes it to --out). Needs torch and transformers on
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import logging
 import platform
 import statistics
 import sys
@@ -27,6 +30,7 @@ import transformers  # noqa: E402
 from deckchat.ml.engine import GenerationRequest  # noqa: E402
 from deckchat.ml.local import LocalEngine  # noqa: E402
 from deckchat.ml.models import get_preset, load_model  # noqa: E402
+from deckchat.ml.slots import COMPILE_MODES  # noqa: E402
 
 
 def device_name(device: str) -> str:
@@ -129,6 +133,59 @@ def batch1(engine: LocalEngine, prompt: list[int], new_tokens: int, preset: str)
     }
 
 
+def progress(message: str) -> None:
+    """One line on stderr, so that a run cut off by its time limit still shows how far it got."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def start_engine(loaded, args, max_len: int, compile: str) -> tuple[LocalEngine, float]:
+    """An engine over the loaded model, ready, and the seconds its set-up took (checks, compile, graphs)."""
+    started = time.perf_counter()
+    engine = LocalEngine(
+        loaded,
+        max_batch=args.max_batch or args.concurrency,
+        max_queue=4 * args.concurrency,
+        batching=args.batching,
+        max_len=max_len,
+        cuda_graphs=not args.no_graphs,
+        compile={"on": True, "off": False}.get(compile, compile),
+        compile_mode=args.compile_mode,
+        compile_budget_s=args.compile_budget,
+    )
+    engine.ready.wait()
+    setup_s = time.perf_counter() - started
+    if not engine.alive():
+        raise SystemExit(f"engine failed to start: {engine.stats()}")
+    stats = engine.stats()
+    progress(
+        f"engine ready in {setup_s:.1f} s: mode {stats['mode']}, graphs {stats['cuda_graphs']}, "
+        f"compiled {stats['compiled']} in {stats['compile_s']} s {stats['compile_error']}".rstrip()
+    )
+    return engine, setup_s
+
+
+def graph_times(engine: LocalEngine) -> dict:
+    """Device time of the smallest and largest captured decode graphs, without the host work per token."""
+    runner = engine._slots  # the engine thread has stopped: the runner is free to use here
+    sizes = runner.graph_sizes if runner else []
+    return {str(b): runner.time_graph(b) for b in sorted({sizes[0], sizes[-1]})} if sizes else {}
+
+
+def eager_batch1(loaded, args, max_len: int, prompt: list[int]) -> dict:
+    """Batch-1 decoding with compilation off, in the same process, for a like-for-like comparison."""
+    engine, setup_s = start_engine(loaded, args, max_len, "off")
+    batch1(engine, prompt[:32], 8, args.preset)  # warm-up
+    single = batch1(engine, prompt, args.new_tokens, args.preset)
+    engine.close()
+    result = {**single, "engine_setup_s": round(setup_s, 2), "graph_ms": graph_times(engine)}
+    progress(f"uncompiled batch 1: {single['ms_per_token']} ms per token; graphs {result['graph_ms']}")
+    del engine
+    gc.collect()  # the engine's graphs and cache go before the compiled engine allocates its own
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return result
+
+
 def bench(args) -> dict:
     """Load, run the serial baseline and the engine on the same prompts, and compare."""
     if args.tiny:
@@ -143,7 +200,9 @@ def bench(args) -> dict:
             vocab_size=2048,
         )
         args.model = str(folder)
+    started = time.perf_counter()
     loaded = load_model(args.model, device=args.device, dtype=args.dtype, load_format=args.load_format)
+    progress(f"loaded {args.model} on {loaded.device} in {time.perf_counter() - started:.1f} s")
     vocab = (
         min(loaded.model.config.vocab_size, len(loaded.tokenizer))
         if args.tiny
@@ -151,27 +210,20 @@ def bench(args) -> dict:
     )
     prompts = make_prompts(args.concurrency, args.prompt_tokens, vocab)
     max_len = ((args.prompt_tokens + args.new_tokens + 63) // 64) * 64
-    started = time.perf_counter()
-    engine = LocalEngine(
-        loaded,
-        max_batch=args.max_batch or args.concurrency,
-        max_queue=4 * args.concurrency,
-        batching=args.batching,
-        max_len=max_len,
-        cuda_graphs=not args.no_graphs,
-    )
-    engine.ready.wait()
-    setup_s = time.perf_counter() - started
-    if not engine.alive():
-        raise SystemExit(f"engine failed to start: {engine.stats()}")
+    eager = eager_batch1(loaded, args, max_len, prompts[0]) if args.also_eager else None
+    engine, setup_s = start_engine(loaded, args, max_len, args.compile)
     batch1(engine, prompts[0][:32], 8, args.preset)  # warm-up
     single = batch1(engine, prompts[0], args.new_tokens, args.preset)
+    progress(f"batch 1: {single['ms_per_token']} ms per token")
     concurrent = run_engine(engine, prompts, args.new_tokens, args.preset)
+    progress(f"{args.concurrency} concurrent: {concurrent['aggregate_tokens_per_s']} tokens/s")
     stats = engine.stats()
     engine.close()
+    graphs = graph_times(engine)
     serial = serial_baseline(
         loaded, prompts[: args.serial_requests or args.concurrency], args.new_tokens, args.preset
     )
+    progress(f"serial generate: {serial['tokens_per_s']} tokens/s")
     return {
         "benchmark": "engine",
         "device": device_name(loaded.device),
@@ -187,6 +239,10 @@ def bench(args) -> dict:
         "cuda_graphs": stats["cuda_graphs"],
         "graphs_error": stats["graphs_error"],
         "check_error": stats["check_error"],
+        "compiled": stats["compiled"],
+        "compile_mode": stats["compile_mode"],
+        "compile_s": stats["compile_s"],
+        "compile_error": stats["compile_error"],
         "engine_setup_s": round(setup_s, 2),
         "concurrency": args.concurrency,
         "prompt_tokens": args.prompt_tokens,
@@ -194,6 +250,8 @@ def bench(args) -> dict:
         "serial": serial,
         "engine": concurrent,
         "batch1": single,
+        "graph_ms": graphs,  # device ms per replay: decode step, greedy and sampling picks, by batch size
+        "uncompiled_batch1": eager,
         "aggregate_tokens_per_s": concurrent["aggregate_tokens_per_s"],
         "batch1_ms_per_token": single["ms_per_token"],
         "ttft_p50_ms": concurrent["ttft_p50_ms"],
@@ -238,6 +296,19 @@ def main() -> None:
     p.add_argument("--batching", default="auto", choices=["auto", "slots", "waves"])
     p.add_argument("--no-graphs", action="store_true")
     p.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="torch.compile the small decode batch sizes (auto: on CUDA, with graphs)",
+    )
+    p.add_argument("--compile-mode", default="decode", choices=list(COMPILE_MODES))
+    p.add_argument(
+        "--compile-budget", type=float, default=60.0, help="seconds of compiling before sizes stay plain"
+    )
+    p.add_argument(
+        "--also-eager", action="store_true", help="first measure batch 1 with compile off, same process"
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -246,6 +317,10 @@ def main() -> None:
     p.add_argument("--info", nargs="*", help="only report these models' size and memory after load")
     p.add_argument("--out", default=None, help="also write the JSON here")
     args = p.parse_args()
+    logging.basicConfig(
+        level=logging.WARNING, format="[%(asctime)s] %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+    logging.getLogger("deckchat").setLevel(logging.INFO)  # compile and graph set-up, step by step
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.concurrency is None:

@@ -15,6 +15,16 @@ from factories import PITCH_FAQ, PITCH_NOTES, PITCH_PAGES, make_pdf
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """On the PostgreSQL pass, skip the tests that exercise SQLite's own file and locks."""
+    if not _database_url():
+        return
+    skip = pytest.mark.skip(reason="SQLite-specific; DECKCHAT_TEST_DATABASE_URL selects PostgreSQL")
+    for item in items:
+        if item.get_closest_marker("sqlite"):
+            item.add_marker(skip)
+
+
 def _database_url() -> str | None:
     """SQLite in the test's instance folder, or the PostgreSQL URL given by DECKCHAT_TEST_DATABASE_URL."""
     return os.environ.get("DECKCHAT_TEST_DATABASE_URL") or None

@@ -49,7 +49,11 @@ def parse_report(data: object) -> ViewReport:
 
 def start_visit(link: ShareLink, visitor_id: str, email: str | None, user_agent: str) -> Visit:
     """Record one opening of a share link."""
-    visit = Visit(link=link, deck_id=link.deck_id, visitor_id=visitor_id[:64], email=email,
+    link_id, deck_id = link.id, link.deck_id
+    # The request has read the link in a deferred transaction; on SQLite that snapshot cannot take the write
+    # lock once another writer has committed (it fails at once instead of waiting), so insert in a fresh one.
+    db.session.commit()
+    visit = Visit(link_id=link_id, deck_id=deck_id, visitor_id=visitor_id[:64], email=email,
                   user_agent=(user_agent or "")[:512])
     db.session.add(visit)
     db.session.commit()

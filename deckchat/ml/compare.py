@@ -171,7 +171,8 @@ def _serve(loaded: Any, options: CompareOptions):
     from .local import LocalEngine  # noqa: PLC0415
     from .runtime import profile_of  # noqa: PLC0415
 
-    engine = LocalEngine(loaded, max_batch=1, max_queue=4, timeout_s=options.timeout_s)
+    # No torch.compile here: each model is served only for a few questions, so compiling would dominate its time.
+    engine = LocalEngine(loaded, max_batch=1, max_queue=4, timeout_s=options.timeout_s, compile=False)
     engine.ready.wait(timeout=600)
     if not engine.alive():
         engine.close()

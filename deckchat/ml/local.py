@@ -28,7 +28,7 @@ from .engine import (
     retry_after,
 )
 from .models import LoadedModel, get_preset
-from .slots import SlotRunner, equivalence_error, slots_supported
+from .slots import COMPILE_MODES, SlotRunner, equivalence_error, slots_supported
 from .waves import WaveRunner
 
 log = logging.getLogger(__name__)
@@ -58,15 +58,29 @@ class LocalEngine(Engine):
         cuda_graphs: bool = True,
         check: bool = True,
         batch_window_s: float = 0.02,
+        compile: bool | str = "auto",
+        compile_mode: str = "decode",
+        compile_budget_s: float = 60.0,
     ):
         self.loaded, self.model_name = loaded, loaded.name
         self.max_batch, self.max_queue, self.timeout_s = max_batch, max_queue, timeout_s
         self.max_len = min(max_len or 2048, loaded.max_positions)
         self.batching, self.cuda_graphs, self.check = batching, cuda_graphs, check
         self.batch_window_s = batch_window_s
+        # torch.compile of the small decode buckets, within compile_budget_s: "auto" compiles on CUDA with
+        # graphs only, the long-lived serving case (on a CPU, or for a one-off engine, the compile time
+        # buys little); a failure or a failed equivalence check falls back to the plain step.
+        if compile not in (True, False, "auto", "on", "off"):
+            raise ValueError("compile must be True, False, 'auto', 'on' or 'off'")
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"unknown compile mode {compile_mode!r}; choose from {', '.join(COMPILE_MODES)}")
+        cuda = str(loaded.device).startswith("cuda")
+        on = compile in (True, "on") or (compile == "auto" and cuda and cuda_graphs)
+        self.compile, self.compile_mode, self.compile_budget_s = on, compile_mode, compile_budget_s
         self.mode = ""  # "slots" or "waves", chosen by the engine thread
         self.check_error: float | None = None
         self.graphs_error = ""
+        self.compile_error = ""
         self._lock = threading.Condition()
         self._tok_lock = threading.Lock()
         self._waiting: deque[_Seq] = deque()
@@ -163,8 +177,12 @@ class LocalEngine(Engine):
             "completed": self._completed,
             "max_batch": self.max_batch,
             "check_error": self.check_error,
-            "cuda_graphs": sorted(self._slots.graph_sizes) if self._slots else [],
+            "cuda_graphs": self._slots.graph_sizes if self._slots else [],
             "graphs_error": self.graphs_error,
+            "compiled": self._slots.compiled_sizes if self._slots else [],
+            "compile_mode": self.compile_mode if self.compile else "",
+            "compile_s": round(self._slots.compile_s, 2) if self._slots else 0.0,
+            "compile_error": self.compile_error,
         }
 
     def close(self, timeout: float = 10.0) -> None:
@@ -222,28 +240,71 @@ class LocalEngine(Engine):
         ):
             self.mode = "waves"
             return
-        runner = SlotRunner(model, self.max_batch, self.max_len, cuda_graphs=self.cuda_graphs)
+        runner = SlotRunner(
+            model,
+            self.max_batch,
+            self.max_len,
+            cuda_graphs=self.cuda_graphs,
+            eos_ids=self._eos,
+            compile_mode=self.compile_mode,
+        )
         vocab = min(model.config.vocab_size, len(self.loaded.tokenizer))
         gen = torch.Generator().manual_seed(0)
-        prompts = [torch.randint(4, vocab, (n,), generator=gen).tolist() for n in (37, 5)][: self.max_batch]
+        lengths = [37, 5] + [3 + (11 * i) % 43 for i in range(2, self.max_batch)]
+        lengths = [max(1, min(n, self.max_len - 8)) for n in lengths[: self.max_batch]]
+        prompts = [torch.randint(4, vocab, (n,), generator=gen).tolist() for n in lengths]
         limit = 1e-3 if next(model.parameters()).dtype == torch.float32 else 0.1
-        self.check_error = equivalence_error(runner, prompts)  # eager decode; also allocates the cache
+        self.check_error = equivalence_error(runner, prompts[:2])  # eager decode; also allocates the cache
+        self._eager_error = self.check_error
         if self.check and self.check_error > limit and want == "auto":
             log.warning("slot batching disagrees with plain forward (%.3g); using waves", self.check_error)
             self.mode = "waves"
             return
-        if runner.use_graphs:
-            buckets = [b for b in (1, 2, 4, 8, 16, 32, 64) if b < self.max_batch] + [self.max_batch]
+        buckets = [b for b in (1, 2, 4, 8, 16, 32, 64) if b < self.max_batch] + [self.max_batch]
+        if self.compile:
             try:
-                runner.capture_graphs(buckets)
-                self.check_error = max(self.check_error, equivalence_error(runner, prompts))
-                if self.check and self.check_error > limit:
-                    raise RuntimeError(f"graph decode disagrees with plain forward ({self.check_error:.3g})")
-            except Exception as exc:  # noqa: BLE001 - eager decoding still works
-                log.warning("CUDA graphs disabled: %s", exc)
-                self.graphs_error = str(exc)
-                runner.drop_graphs()
+                runner.compile(buckets, self.compile_budget_s)
+                if not runner.use_graphs:  # the compiled steps run as they are: check them now
+                    self._verify(runner, prompts, limit, "compiled decode")
+            except Exception as exc:  # noqa: BLE001 - the plain step still works
+                log.warning("torch.compile disabled: %s", exc, exc_info=True)
+                self.compile_error = f"{type(exc).__name__}: {exc}"[:500]
+                runner.drop_compiled()
+        if runner.use_graphs:
+            try:
+                self._capture(runner, buckets, prompts, limit)
+            except Exception as exc:  # noqa: BLE001
+                if not runner.compiled_sizes:
+                    raise
+                # Compiled graphs failed to capture or to agree: plain graphs may still do.
+                log.warning("compiled CUDA graphs disabled: %s", exc, exc_info=True)
+                self.compile_error = f"{type(exc).__name__}: {exc}"[:500]
+                runner.drop_graphs(disable=False)
+                runner.drop_compiled()
+                self._capture(runner, buckets, prompts, limit)
         self._slots, self.mode = runner, "slots"
+
+    def _capture(self, runner: SlotRunner, buckets: list[int], prompts: list[list[int]], limit: float):
+        """Capture the decode graphs and check them; a plain-graph failure leaves eager decoding."""
+        try:
+            runner.capture_graphs(buckets)
+            self._verify(runner, prompts, limit, "graph decode")
+        except Exception as exc:  # noqa: BLE001 - eager decoding still works
+            if runner.compiled_sizes:
+                raise
+            log.warning("CUDA graphs disabled: %s", exc)
+            self.graphs_error = str(exc)
+            runner.drop_graphs()
+
+    def _verify(self, runner: SlotRunner, prompts: list[list[int]], limit: float, what: str) -> None:
+        """Check 2 rows and each compiled batch size against plain forwards; raise if they disagree."""
+        worst = self._eager_error
+        for n in sorted({2, *runner.compiled_sizes}):
+            if n <= len(prompts):
+                worst = max(worst, equivalence_error(runner, prompts[:n]))
+        if self.check and worst > limit:
+            raise RuntimeError(f"{what} disagrees with plain forward ({worst:.3g})")
+        self.check_error = worst
 
     def _iteration(self) -> None:
         """One scheduling round: admit, prefill, decode (slots) or one whole wave."""
@@ -279,18 +340,29 @@ class LocalEngine(Engine):
             if self._expired(seq):
                 runner.remove(seq)
         if new:
-            self._model_step(new, lambda: runner.prefill(new))
+            self._model_step(new, lambda: self._sample_host(new, runner.prefill(new)))
         if runner.active:
-            self._model_step(list(runner.active), runner.decode)
+            self._model_step(list(runner.active), self._decode_tokens)
         elif beam_next:  # beam search runs as a wave once the slots have drained
             self._wave_round()
 
+    def _sample_host(self, seqs: list[_Seq], logits: torch.Tensor) -> list[int]:
+        return sample_batch(logits, [s.params for s in seqs], [len(s.ids) for s in seqs], self._eos)
+
+    def _decode_tokens(self) -> list[int]:
+        """One decode step for every active sequence; sampling stays on the device where it can."""
+        runner = self._slots
+        assert runner is not None
+        if runner.samples_on_device():
+            return runner.step()
+        seqs = list(runner.active)
+        return self._sample_host(seqs, runner.decode())
+
     def _model_step(self, seqs: list[_Seq], forward: Any) -> None:
-        """Run one forward for `seqs`, sample a token for each, and stream it; a failure fails only them."""
+        """Run one forward for `seqs` that picks a token for each, and stream it; a failure fails only them."""
         runner = self._slots
         try:
-            logits = forward()  # (len(seqs), vocab)
-            tokens = sample_batch(logits, [s.params for s in seqs], [len(s.ids) for s in seqs], self._eos)
+            tokens = forward()  # one per sequence
             self._failed_steps = 0
         except Exception as exc:  # noqa: BLE001 - e.g. out of memory on a large batch
             self._step_failed(seqs, exc)

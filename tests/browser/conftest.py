@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+
 CHROMIUM = os.environ.get("DECKCHAT_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLAGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -43,9 +42,3 @@ def page(browser):
     context.close()
     assert errors == [], errors
     assert outside == [], outside
-
-
-def screenshot(page, name: str) -> None:
-    """Save a screenshot under test-artifacts/ for people to look at."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import screenshot
+from clients import screenshot
 
 pytestmark = pytest.mark.browser
 

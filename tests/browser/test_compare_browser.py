@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import screenshot
+from clients import screenshot
 
 pytestmark = pytest.mark.browser
 

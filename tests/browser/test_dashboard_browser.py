@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from analytics_history import history, store
-from conftest import screenshot
+from clients import screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -77,7 +77,7 @@ def test_visit_timeline_draws(dashboard, page):
 
 
 def _artifact(name: str):
-    from conftest import ARTIFACTS
+    from clients import ARTIFACTS
 
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / f"{name}.png"

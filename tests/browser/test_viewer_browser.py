@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import screenshot
+from clients import screenshot
 
 pytestmark = __import__("pytest").mark.browser
 

@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from conftest import login
+from clients import login
 from deckchat.domain.decks import deck_content
 from deckchat.extensions import db
 from deckchat.ml.index import StaleIndexError, read_manifest

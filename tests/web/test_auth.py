@@ -1,7 +1,7 @@
 """Owner accounts and CSRF."""
 from __future__ import annotations
 
-from conftest import csrf_token, login
+from clients import csrf_token, login
 from deckchat.extensions import db
 from deckchat.models import User
 

@@ -146,7 +146,7 @@ def test_questions_about_another_deck_never_cite_it(app, chat, owner):
 
 
 def test_owner_page_escapes_notes(app, pitch_deck):
-    from conftest import login
+    from clients import login
 
     from deckchat.models import Slide
 

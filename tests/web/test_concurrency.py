@@ -39,10 +39,8 @@ def test_20_threads_posting_1000_events_lose_none(live_deck):
         t.join()
     assert failures == []
 
-    import sqlite3
-
-    db = sqlite3.connect(live_deck.instance / "deckchat.db")
-    received, stays, total_ms = db.execute("SELECT SUM(events), COUNT(*), SUM(visible_ms) FROM slide_views").fetchone()
+    [(received, stays, total_ms)] = live_deck.query(
+        "SELECT SUM(events), COUNT(*), SUM(visible_ms) FROM slide_views")
     assert received == EVENTS
     assert stays == EVENTS // 5
     # Each stay's largest report is 500 ms (the fifth, i % 5 == 4) — kept, never summed twice.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import login
+from clients import login
 from deckchat.domain import sharing
 from deckchat.extensions import db
 from deckchat.ml.indexing import index_root, reindex
@@ -55,6 +55,7 @@ def test_disk_full_while_saving_an_upload_leaves_nothing(app, owner, monkeypatch
     assert client.get("/decks/").status_code == 200  # the app carries on
 
 
+@pytest.mark.sqlite
 def test_database_locked_for_a_few_seconds_loses_no_report(app, client, pitch_deck):
     with app.app_context():
         token = sharing.create_link(db.session.get(Deck, pitch_deck)).token
@@ -76,6 +77,7 @@ def test_database_locked_for_a_few_seconds_loses_no_report(app, client, pitch_de
         assert deck_analytics(db.session.get(Deck, pitch_deck))["slides"][1]["visible_seconds"] == 1.234
 
 
+@pytest.mark.sqlite
 def test_database_unavailable_gives_a_clear_503(app_factory, owner_deck_factory, tmp_path):
     app, deck_id = owner_deck_factory(app_factory())
     with app.app_context():

@@ -1,0 +1,105 @@
+"""Helpers for driving the app through a test client or over HTTP (importable from any test folder)."""
+from __future__ import annotations
+
+import http.client
+import http.cookiejar
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit
+
+
+def login(client, email="owner@example.com", password="password123"):
+    """Log a test client in through the real form."""
+    response = client.post("/login", data={"email": email, "password": password})
+    assert response.status_code == 302, response.data
+    return response
+
+
+def csrf_token(html: bytes) -> str:
+    """The CSRF token of the first form in a page."""
+    match = re.search(rb'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        rb'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no csrf token in page"
+    return match.group(1).decode()
+
+
+def visit_key(html: bytes) -> str:
+    """The visit key the viewer page carries for tracking and chat."""
+    match = re.search(rb'data-visit="([^"]+)"', html)
+    assert match, "no visit key in page"
+    return match.group(1).decode()
+
+
+def read_sse(response) -> Iterator[tuple[str, dict]]:
+    """(event, data) pairs from a Server-Sent Events body, read as they arrive (http.client response)."""
+    event, data = "message", []
+    while True:
+        line = response.readline()
+        if not line:
+            return
+        line = line.decode().rstrip("\r\n")
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and data:
+            yield event, json.loads("\n".join(data))
+            event, data = "message", []
+
+
+class Visitor:
+    """A browser-like client over real sockets: keeps cookies (for all ports of a host) and the CSRF token."""
+
+    def __init__(self):
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        self.csrf = ""
+
+    def get(self, url: str) -> bytes:
+        """GET a page; remembers the page's CSRF token when it has one."""
+        with self.opener.open(url, timeout=60) as resp:
+            html = resp.read()
+        match = re.search(rb'<meta name="csrf-token" content="([^"]+)"', html) or re.search(
+            rb'name="csrf_token" type="hidden" value="([^"]+)"', html)
+        self.csrf = match.group(1).decode() if match else self.csrf
+        return html
+
+    def post(self, url: str, data: dict | None = None, body: dict | None = None) -> tuple[int, bytes]:
+        """POST a form (`data`, with the CSRF token) or JSON (`body`); status and body of the final page."""
+        if body is not None:
+            payload, kind = json.dumps(body).encode(), "application/json"
+        else:
+            form = {"csrf_token": self.csrf, **(data or {})}
+            payload, kind = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
+        headers = {"Content-Type": kind, "X-CSRFToken": self.csrf}
+        request = urllib.request.Request(url, data=payload, headers=headers)
+        try:
+            with self.opener.open(request, timeout=60) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def stream(self, url: str, body: dict, timeout: float = 120):
+        """POST JSON with cookies and CSRF token; the open response, to read a stream as it comes."""
+        parts = urlsplit(url)
+        request = urllib.request.Request(url)
+        self.jar.add_cookie_header(request)
+        headers = {"Content-Type": "application/json", "X-CSRFToken": self.csrf,
+                   "Cookie": request.get_header("Cookie", "")}
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        conn.request("POST", parts.path, body=json.dumps(body), headers=headers)
+        return conn.getresponse()
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+def screenshot(page, name: str) -> None:
+    """Save a screenshot under test-artifacts/ for people to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
