@@ -8,6 +8,7 @@ without its example Q&A, which the prompt reads from the database and the index 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -15,7 +16,8 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,10 @@ import numpy as np
 
 from ..domain.content import DeckContent
 from ..domain.markdown import clean_markdown, split_sections
-from .lexical import split_sentences, split_text
+from .lexical import spell_out, split_sentences, split_text
 
 # Bumped when chunking or node layout changes, so indexes built by older code count as stale.
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # all-MiniLM-L6-v2 reads at most 256 word pieces; ~170 words stay under that with the context prefix.
 CHUNK_WORDS = 170
@@ -66,10 +68,10 @@ class LoadedIndex:
     vector_index: Any  # llama-index VectorStoreIndex, for the plain-vector baseline
     chunk_texts: list[str]
     chunk_sources: list[str]
-    chunk_views: list[str]  # "body" or "sentence"
+    chunk_views: list[str]  # "body", "sentence" or "title"
     matrix: np.ndarray  # (chunks, dim) unit-norm float32 embeddings
     units: dict[str, Unit]
-    lexical: Any = None  # built lazily by retrieval.py
+    search: Any = None  # retrieval.py's per-deck structures (BM25, per-view grouping), built on first use
     source_names: list[str] = field(default_factory=list)  # distinct sources, in unit order
     source_index: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # chunk -> source
     view_masks: dict[str, np.ndarray] = field(default_factory=dict)  # view -> boolean mask over chunks
@@ -80,7 +82,7 @@ class LoadedIndex:
         position = {s: i for i, s in enumerate(self.source_names)}
         self.source_index = np.asarray([position[s] for s in self.chunk_sources], dtype=np.int64)
         views = np.asarray(self.chunk_views, dtype=object)
-        self.view_masks = {v: views == v for v in ("body", "sentence")}
+        self.view_masks = {v: views == v for v in ("body", "sentence", "title")}
 
 
 def resolve_model_name(name: str | None) -> str:
@@ -118,9 +120,51 @@ def embed(texts: list[str], name: str | None = None, *, progress: bool = False) 
     return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
+def _one_intra_op_thread() -> None:
+    """Run this thread's torch work on one core; leave the default other threads start with as it was."""
+    import torch  # noqa: PLC0415
+
+    default = torch.get_num_threads()
+    torch.set_num_threads(1)  # this thread's OpenMP/MKL setting, but also the default new threads pick up:
+    restore = threading.Thread(target=torch.set_num_threads, args=(default,))  # ...which this puts back
+    restore.start()
+    restore.join()
+
+
+_query_worker: ThreadPoolExecutor | None = None
+
+
+def _cosines(matrix: np.ndarray, text: str, name: str) -> np.ndarray:
+    """Embed text and take its cosine with every row of matrix (runs on the query worker)."""
+    import torch  # noqa: PLC0415
+
+    vector = embed([text], name)[0]
+    # torch runs this product on the worker's one thread; numpy's BLAS would wake threads of its own.
+    return torch.from_numpy(matrix).mv(torch.from_numpy(vector)).numpy()
+
+
+def query_cosines(loaded: LoadedIndex, text: str) -> np.ndarray:
+    """(chunks,) cosine of one question with every chunk of the index, on a single-threaded worker.
+
+    One short sequence gains nothing from intra-op threads, and on shared cores their barrier waits cost
+    several times the work itself (3x the CPU time, measured under load), so questions run on one thread.
+    """
+    global _query_worker
+    with _lock:
+        if _query_worker is None:
+            _query_worker = ThreadPoolExecutor(1, "deckchat-query", initializer=_one_intra_op_thread)
+    return _query_worker.submit(_cosines, loaded.matrix, text, loaded.embed_model).result()
+
+
 def index_fingerprint(content: DeckContent) -> str:
     """Fingerprint of the material the index holds (examples excluded), with the index format."""
-    return f"{INDEX_FORMAT}:{replace(content, examples=[]).fingerprint()}"
+    # Exactly the fields `deck_units` reads, serialised directly: every query checks it, and the deck-wide
+    # `DeckContent.fingerprint` (a deep copy first) costs several times more on a large deck.
+    material = [content.deck_id, content.title,
+                [[s.number, s.title, s.text, s.notes] for s in content.slides],
+                [[f.question, f.answer] for f in content.faq],
+                [[d.filename, d.kind, d.text] for d in content.documents]]
+    return f"{INDEX_FORMAT}:{hashlib.sha256(json.dumps(material).encode()).hexdigest()}"
 
 
 def _doc_source(filename: str, heading: str, seen: dict[str, int]) -> str:
@@ -164,15 +208,18 @@ def _unit_head(unit: Unit) -> tuple[str, str]:
 
 
 def unit_views(unit: Unit) -> list[tuple[str, str]]:
-    """The (view, text) pairs embedded for a unit: "body" chunks (the text, split only when long) and one
-    "sentence" view per sentence or line, each headed by the unit's title for context."""
-    head, body = _unit_head(unit)
+    """The (view, text) pairs embedded for a unit: "body" chunks (the text, split only when long), one
+    "sentence" view per sentence or line, each headed by the unit's title for context, and the "title" alone."""
+    head, body = (spell_out(part) for part in _unit_head(unit))
     views = [("body", f"{head}\n{piece}".strip()) for piece in split_text(body, CHUNK_WORDS)]
     # One vector per sentence: a question is usually answered by one sentence of long notes, and a
     # whole-slide vector averages that sentence away.
     for sentence in split_sentences(body):
         views.append(("sentence", f"{head}: {sentence}" if head else sentence))
-    return views or [("body", head)]
+    if not views:
+        return [("body", head)]
+    # The title alone: an FAQ question or a section heading is often the investor's question in other words.
+    return views + ([("title", head)] if head else [])
 
 
 def _manifest_path(root: Path, deck_id: int) -> Path:

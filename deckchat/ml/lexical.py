@@ -1,11 +1,13 @@
 """Text handling for retrieval: query normalisation, tokens for BM25, and chunking long text."""
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import Stemmer
 
 # Question scaffolding and function words: they match every chunk, so they only add noise to BM25
@@ -45,6 +47,10 @@ ABBREVIATIONS = {
     "cto": "chief technology officer",
     "cfo": "chief financial officer",
 }
+
+# Shorthand that decks write in capitals and that means one thing there: spelled out in the indexed text too,
+# so "monthly recurring revenue" finds "$52k MRR". ("IP", "SAM" or "MOM" in a deck may mean other things.)
+DECK_ABBREVIATIONS = ("arr", "mrr", "cac", "ltv", "clv", "tam", "som", "gtm", "kpi", "yoy", "nrr", "saas")
 
 # Investors ask by topic; decks title their slides by the canonical pitch-deck sections. A question that
 # touches a topic also looks for that section's usual title words (at a lower weight, see `Query.topics`).
@@ -89,6 +95,7 @@ _DEICTIC = re.compile(
 )
 _TOKEN = re.compile(r"[a-z0-9]+")
 _ABBREVIATION = re.compile(r"\b(?:" + "|".join(ABBREVIATIONS) + r")\b", re.I)
+_DECK_ABBREVIATION = re.compile(r"\b(" + "|".join(a.upper() for a in DECK_ABBREVIATIONS) + r")s?\b")
 _WORD = re.compile(r"\S+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
@@ -160,6 +167,11 @@ def prepare_query(question: str) -> Query:
     )
 
 
+def spell_out(text: str) -> str:
+    """Deck text with its capitalised investor shorthand followed by the spelled-out words (for indexing)."""
+    return _DECK_ABBREVIATION.sub(lambda m: f"{m.group(0)} ({ABBREVIATIONS[m.group(1).lower()]})", text)
+
+
 def split_text(text: str, max_words: int) -> list[str]:
     """Split text into pieces of at most max_words words, at paragraph, then sentence, then word bounds."""
     if len(_WORD.findall(text)) <= max_words:
@@ -208,3 +220,47 @@ def covered_words(question: str, vocabulary: set[str]) -> tuple[int, int]:
         ):
             covered += 1
     return covered, len(words)
+
+
+class Bm25:
+    """Okapi BM25 (Lucene's idf, k1=1.5, b=0.75) over tokenised documents, kept as one posting array per word
+    so that a question costs a few vector additions."""
+
+    K1 = 1.5
+    B = 0.75
+
+    def __init__(self, docs: list[list[str]]) -> None:
+        """Index the documents (lists of tokens, as `tokenize` makes them)."""
+        self.size = len(docs)
+        lengths = np.asarray([len(d) for d in docs], dtype=np.float32)
+        norm = self.K1 * (1 - self.B + self.B * lengths / max(1.0, float(lengths.mean()) if len(docs) else 1.0))
+        postings: dict[str, dict[int, int]] = {}
+        for i, doc in enumerate(docs):
+            for word in doc:
+                counts = postings.setdefault(word, {})
+                counts[i] = counts.get(i, 0) + 1
+        self.df = {word: len(counts) for word, counts in postings.items()}
+        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for word, counts in postings.items():
+            idx = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
+            weight = self.idf(word) * tf * (self.K1 + 1) / (tf + norm[idx])
+            self.postings[word] = (idx, weight.astype(np.float32))
+
+    def idf(self, word: str) -> float:
+        """Lucene's idf; a word no document has gets the highest."""
+        df = self.df.get(word, 0)
+        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+
+    def scores(self, tokens: tuple[str, ...] | list[str], weight: float = 1.0) -> np.ndarray:
+        """BM25 score of every document for the tokens, times weight (documents, float32)."""
+        out = np.zeros(self.size, dtype=np.float32)
+        for word in dict.fromkeys(tokens):
+            if word in self.postings:
+                idx, values = self.postings[word]
+                out[idx] += weight * values
+        return out
+
+    def ideal(self, tokens: tuple[str, ...] | list[str]) -> float:
+        """The score of a document of average length holding each token once: sum of the tokens' idf."""
+        return sum(self.idf(w) for w in dict.fromkeys(tokens))

@@ -1,10 +1,19 @@
 """Hybrid retrieval over one deck's index, and plain vector search as the baseline it is measured against.
 
-Ranking: reciprocal rank fusion of three rankings of the deck's sources (whole-chunk similarity, best
-single-sentence similarity, BM25 over stemmed words with investor shorthand spelled out and pitch-deck
-section words added), plus a boost for the slide on screen (strong when the question points at it: "this
-chart") or named in the question ("slide 7"). Answerability: a logistic model of the top source's
-sentence similarity, the share of the question's words the deck knows, and the top source's BM25 score.
+Ranking: a weighted sum of four scores of each source, all on a 0..1-ish scale that does not depend on the
+deck's size: its best sentence's cosine, its best whole-chunk cosine, its title's cosine (an FAQ question or a
+section heading is often the question in other words) and its BM25 score over stemmed words (investor
+shorthand spelled out, pitch-deck section words added) divided by what a document holding each question word
+once would score. The slide on screen only breaks near-ties, unless the question points at it ("this chart");
+a slide the question names ("slide 7") comes first.
+
+Answerability: a logistic model of the same scores plus the share of the question's words the deck knows,
+evaluated on the best few sources before any slide preference; the question is answerable when the
+best-supported of them is. Both were fitted on the dev decks of bench/retrieval.py only (see its notes).
+
+Per deck, the index's unit-norm embedding matrix, the BM25 postings and the chunk-to-source layout are built
+once and cached with the loaded index; a question costs one embedding, one matrix-vector product and a few
+vector operations.
 
 Stale or missing indexes raise (StaleIndexError, IndexMissingError) unless the caller passes rebuild=True,
 which rebuilds synchronously first: a stale index is never served.
@@ -19,26 +28,22 @@ from pathlib import Path
 import numpy as np
 
 from ..domain.content import DeckContent
-from .index import IndexMissingError, LoadedIndex, StaleIndexError, build_index, embed, load_index
-from .lexical import covered_words, prepare_query, tokenize
+from .index import IndexMissingError, LoadedIndex, StaleIndexError, build_index, load_index, query_cosines
+from .lexical import Bm25, Query, covered_words, prepare_query, spell_out, tokenize
 
-# Fusion weights, chosen on bench/retrieval.py (see its notes): the two vector rankings together weigh as
-# much as the lexical one.
-RRF_K = 10  # a small deck has few sources: the usual 60 would make rank 20 count almost as much as rank 1
-BODY_RANK_WEIGHT = 0.5
-SENTENCE_RANK_WEIGHT = 0.5
-LEXICAL_WEIGHT = 1.0
+# Weights of the ranking scores: a pairwise logistic ranker fitted on the dev decks only, rounded
+# (`python bench/retrieval.py --fit` refits them and reports leave-one-deck-out figures).
+WEIGHTS = {"sentence": 0.24, "body": 0.24, "title": 0.21, "lexical": 0.31}
 TOPIC_WEIGHT = 0.5  # section title words a topic implies count less than the investor's own words
-SLIDE_WEIGHT = 0.6  # the slide on screen: breaks near-ties, loses to a source the searches clearly prefer
-DEICTIC_WEIGHT = 3.0  # "what does this chart show?": the slide on screen is the topic
-NAMED_SLIDE_WEIGHT = 3.0  # "what is on slide 7?"
-# Logistic model of "the top source answers the question" (balanced classes, L2 C=0.3), fitted on all three
-# decks of bench/retrieval.py: the dev deck alone has too few unanswerable questions. In-sample, so the
-# benchmark's answerability figures are optimistic; see its notes.
-CALIBRATION = {"bias": -2.5, "sentence": 1.03, "deck_coverage": 1.63, "log_bm25": 1.07}
+SLIDE_MARGIN = 0.02  # the slide on screen comes first within this of the best source (set by hand)
+# Logistic model of "this source answers the question" (balanced classes, L2 C=0.3), fitted on the dev decks:
+# positives are the expected source of each answerable question, negatives the top sources of unanswerable
+# ones. Every feature is a cosine or a share, so the model carries over to decks of any size.
+CALIBRATION = {"bias": -1.99, "sentence": 0.80, "body": 0.68, "lexical": 1.32, "deck_coverage": 1.27}
 ANSWERABLE_AT = 0.5
+SUPPORT_K = 3  # answerability looks at this many of the best sources
 
-_lexical_lock = threading.Lock()
+_state_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -69,35 +74,46 @@ class Retrieval:
         }
 
 
-class _Lexical:
-    """BM25 over a deck's sources (title and whole text) and their vocabularies, built once per index."""
+class _ViewMax:
+    """Best chunk score per source over the chunks of one view, as one `np.maximum.reduceat`."""
+
+    def __init__(self, loaded: LoadedIndex, view: str) -> None:
+        """Group the view's chunks by source."""
+        chunks = np.flatnonzero(loaded.view_masks[view])
+        self.order = chunks[np.argsort(loaded.source_index[chunks], kind="stable")]
+        owners = loaded.source_index[self.order]
+        self.starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(owners) else owners
+        self.owners = owners[self.starts] if len(owners) else owners
+
+    def __call__(self, scores: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """(sources,) best score of each source's chunks; fallback where a source has none of this view."""
+        out = fallback.copy()
+        if len(self.order):
+            out[self.owners] = np.maximum.reduceat(scores[self.order], self.starts)
+        return out
+
+
+class _DeckSearch:
+    """What retrieval needs of one loaded index beyond its embeddings, built once per index."""
 
     def __init__(self, loaded: LoadedIndex) -> None:
-        """Index each source's words."""
-        import bm25s  # noqa: PLC0415 - heavy import
-
-        self.sources = list(loaded.units)
-        corpus = [tokenize(f"{u.title}\n{u.text}") or [""] for u in loaded.units.values()]
-        self.bm25 = bm25s.BM25()
-        self.bm25.index(corpus, show_progress=False)
-        self.words = {source: set(doc) for source, doc in zip(self.sources, corpus)}
-        self.vocabulary = set().union(*self.words.values()) if corpus else set()
-
-    def scores(self, tokens: tuple[str, ...]) -> dict[str, float]:
-        """BM25 score of every source."""
-        if not tokens:
-            return dict.fromkeys(self.sources, 0.0)
-        values = np.asarray(self.bm25.get_scores(list(tokens)), dtype=np.float32).tolist()
-        return dict(zip(self.sources, values))
+        """BM25 over each source's title and text, the deck's vocabulary and per-view score grouping."""
+        corpus = [tokenize(spell_out(f"{u.title}\n{u.text}")) for u in loaded.units.values()]
+        self.bm25 = Bm25(corpus)
+        self.vocabulary = set().union(*corpus) if corpus else set()
+        self.views = {view: _ViewMax(loaded, view) for view in ("body", "sentence", "title")}
+        self.bodies = {source: np.flatnonzero((loaded.source_index == i) & loaded.view_masks["body"])
+                       for i, source in enumerate(loaded.source_names)}
+        self.position = {source: i for i, source in enumerate(loaded.source_names)}
 
 
-def _lexical(loaded: LoadedIndex) -> _Lexical:
-    """The loaded index's BM25, built on first use."""
-    if loaded.lexical is None:
-        with _lexical_lock:
-            if loaded.lexical is None:
-                loaded.lexical = _Lexical(loaded)
-    return loaded.lexical
+def _search(loaded: LoadedIndex) -> _DeckSearch:
+    """The loaded index's search structures, built on first use."""
+    if loaded.search is None:
+        with _state_lock:
+            if loaded.search is None:
+                loaded.search = _DeckSearch(loaded)
+    return loaded.search
 
 
 def _load(content: DeckContent, root: Path, embed_model: str | None, rebuild: bool) -> LoadedIndex:
@@ -111,45 +127,48 @@ def _load(content: DeckContent, root: Path, embed_model: str | None, rebuild: bo
     return load_index(content, root, embed_model=embed_model)
 
 
-def _per_source(loaded: LoadedIndex, chunk_scores: np.ndarray, view: str) -> dict[str, float]:
-    """Best score per source over its chunks of one view."""
-    mask = loaded.view_masks[view]
-    best = np.full(len(loaded.source_names), -np.inf)
-    np.maximum.at(best, loaded.source_index[mask], chunk_scores[mask])
-    return {loaded.source_names[i]: float(best[i]) for i in np.flatnonzero(best > -np.inf)}
-
-
-def _hit_text(loaded: LoadedIndex, source: str, chunk_scores: np.ndarray) -> str:
+def _hit_text(loaded: LoadedIndex, search: _DeckSearch, source: str, cosines: np.ndarray) -> str:
     """Whole slides and FAQ answers; for long document sections the best-matching chunk."""
     unit = loaded.units[source]
-    if unit.kind != "doc":
+    idx = search.bodies[source]
+    if unit.kind != "doc" or len(idx) <= 1:
         return unit.text
-    position = loaded.source_names.index(source)
-    idx = np.flatnonzero((loaded.source_index == position) & loaded.view_masks["body"])
-    if len(idx) == 1:
-        return unit.text
-    return loaded.chunk_texts[int(idx[np.argmax(chunk_scores[idx])])]
+    return loaded.chunk_texts[int(idx[np.argmax(cosines[idx])])]
+
+
+def source_scores(search: _DeckSearch, query: Query, cosines: np.ndarray) -> dict[str, np.ndarray]:
+    """The ranking scores of every source, (sources,) each: sentence, body, title and lexical."""
+    body = search.views["body"](cosines, np.full(len(search.position), -1.0, dtype=np.float32))
+    # A unit too short to have sentences, or without a title, counts with its body there.
+    scores = {
+        "sentence": search.views["sentence"](cosines, body),
+        "body": body,
+        "title": search.views["title"](cosines, body),
+    }
+    lexical = search.bm25.scores(query.tokens)
+    if query.topics:
+        lexical += search.bm25.scores(query.topics, TOPIC_WEIGHT)
+    ideal = search.bm25.ideal(query.tokens)
+    scores["lexical"] = np.minimum(1.0, lexical / ideal) if ideal else np.zeros_like(lexical)
+    return scores
+
+
+def source_signals(content: DeckContent, question: str, root: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Every source's ranking scores and the question's deck coverage (as "deck_coverage", (sources,) like the
+    others): what WEIGHTS and CALIBRATION are fitted on (bench/retrieval.py --fit)."""
+    loaded = _load(content, root, None, False)
+    search = _search(loaded)
+    query = prepare_query(question)
+    scores = source_scores(search, query, query_cosines(loaded, query.text))
+    covered, total = covered_words(query.plain, search.vocabulary)
+    scores["deck_coverage"] = np.full(len(loaded.source_names), covered / total if total else 0.0)
+    return loaded.source_names, scores
 
 
 def confidence(features: dict) -> float:
-    """Calibrated probability that the top source answers the question, from `Retrieval.features`."""
-    z = (
-        CALIBRATION["bias"]
-        + CALIBRATION["sentence"] * features["sentence"]
-        + CALIBRATION["deck_coverage"] * features["deck_coverage"]
-        + CALIBRATION["log_bm25"] * math.log1p(max(0.0, features["bm25"]))
-    )
+    """Calibrated probability that a source answers the question, from its `Retrieval.features`."""
+    z = CALIBRATION["bias"] + sum(CALIBRATION[k] * features[k] for k in CALIBRATION if k != "bias")
     return 1.0 / (1.0 + math.exp(-z))
-
-
-def _fuse(rankings: list[tuple[float, dict[str, float]]], sources: list[str]) -> dict[str, float]:
-    """Weighted reciprocal rank fusion of score maps (higher is better)."""
-    fused = dict.fromkeys(sources, 0.0)
-    for weight, scores in rankings:
-        ordered = sorted((s for s in scores if scores[s] > 0), key=lambda s: -scores[s])
-        for rank, source in enumerate(ordered):
-            fused[source] += weight / (RRF_K + rank + 1)
-    return fused
 
 
 def retrieve(
@@ -166,51 +185,39 @@ def retrieve(
     loaded = _load(content, root, embed_model, rebuild)
     if not loaded.chunk_texts or not question.strip():
         return Retrieval([], False)
+    search = _search(loaded)
     query = prepare_query(question)
-    cosines = loaded.matrix @ embed([query.text], loaded.embed_model)[0]
-    lexical = _lexical(loaded)
+    cosines = query_cosines(loaded, query.text)  # (chunks,)
+    scores = source_scores(search, query, cosines)
+    fused = sum(weight * scores[name] for name, weight in WEIGHTS.items())  # (sources,)
 
-    body = _per_source(loaded, cosines, "body")
-    best_sentence = _per_source(loaded, cosines, "sentence")
-    # A unit too short to have sentences of its own counts with its body.
-    sentence = {s: best_sentence.get(s, v) for s, v in body.items()}
-    bm25 = lexical.scores(query.tokens)
-    if query.topics:
-        by_topic = lexical.scores(query.topics)
-        bm25 = {s: v + TOPIC_WEIGHT * by_topic[s] for s, v in bm25.items()}
-    # Cosines shift by 2 so that every source gets a rank; BM25 ranks only sources sharing a word.
-    fused = _fuse(
-        [
-            (BODY_RANK_WEIGHT, {s: v + 2 for s, v in body.items()}),
-            (SENTENCE_RANK_WEIGHT, {s: v + 2 for s, v in sentence.items()}),
-            (LEXICAL_WEIGHT, bm25),
-        ],
-        list(body),
-    )
-    boosts = {}
-    if slide is not None:
-        boosts[f"slide:{slide}"] = DEICTIC_WEIGHT if query.deictic else SLIDE_WEIGHT
-    if query.slide_ref is not None:
-        boosts[f"slide:{query.slide_ref}"] = NAMED_SLIDE_WEIGHT
-    for source, weight in boosts.items():
-        if source in fused:
-            fused[source] += weight / (RRF_K + 1)
-    ranked = sorted(fused, key=lambda s: (-fused[s], -sentence[s]))[: max(1, k)]
+    names = loaded.source_names
+    order = [int(i) for i in np.argsort(-fused, kind="stable")]
+    first = None
+    if query.slide_ref is not None and f"slide:{query.slide_ref}" in search.position:
+        first = search.position[f"slide:{query.slide_ref}"]
+    elif slide is not None and f"slide:{slide}" in search.position:
+        on_screen = search.position[f"slide:{slide}"]
+        if query.deictic or fused[order[0]] - fused[on_screen] <= SLIDE_MARGIN:
+            first = on_screen
+    ranked = ([first] if first is not None else []) + [i for i in order if i != first]
 
-    top = ranked[0]
-    covered, total = covered_words(query.plain, lexical.vocabulary)
-    features = {
-        "sentence": round(sentence[top], 4),
-        "body": round(body[top], 4),
-        "bm25": round(bm25.get(top, 0.0), 4),
-        "deck_coverage": round(covered / total, 4) if total else 0.0,
-        "deictic": query.deictic,
-    }
-    conf = confidence(features)
-    # A question about the slide on screen is answered by that slide, however vague its words are.
-    on_screen = (top in boosts and query.deictic) or top == f"slide:{query.slide_ref}"
-    hits = [Hit(s, loaded.units[s].slide, round(fused[s], 6), _hit_text(loaded, s, cosines)) for s in ranked]
-    return Retrieval(hits, on_screen or conf >= ANSWERABLE_AT, 1.0 if on_screen else conf, features)
+    # Answerability is judged on the best-supported of the top sources as the searches ranked them: the slide
+    # on screen must neither lend a vague question support nor hide the source that answers it.
+    covered, total = covered_words(query.plain, search.vocabulary)
+    coverage = covered / total if total else 0.0
+    support = []
+    for i in order[:SUPPORT_K]:
+        features = {name: round(float(values[i]), 4) for name, values in scores.items()}
+        features["deck_coverage"] = round(coverage, 4)
+        support.append((confidence(features), names[i], features))
+    conf, best, features = max(support, key=lambda s: s[0])
+    features = {**features, "source": best, "deictic": query.deictic}
+    # A question about the slide on screen, or a slide it names, is answered by that slide however vague it is.
+    pointed = first is not None and (query.deictic or query.slide_ref is not None)
+    hits = [Hit(names[i], loaded.units[names[i]].slide, round(float(fused[i]), 6),
+                _hit_text(loaded, search, names[i], cosines)) for i in ranked[: max(1, k)]]
+    return Retrieval(hits, pointed or conf >= ANSWERABLE_AT, 1.0 if pointed else conf, features)
 
 
 def vector_search(content: DeckContent, question: str, root: Path, *, k: int = 3) -> Retrieval:
@@ -218,7 +225,7 @@ def vector_search(content: DeckContent, question: str, root: Path, *, k: int = 3
     loaded = _load(content, root, None, False)
     from llama_index.core.vector_stores import ExactMatchFilter, MetadataFilters  # noqa: PLC0415
 
-    # Whole chunks only: the per-sentence vectors belong to the hybrid retriever.
+    # Whole chunks only: the per-sentence and title vectors belong to the hybrid retriever.
     only_body = MetadataFilters(filters=[ExactMatchFilter(key="view", value="body")])
     retriever = loaded.vector_index.as_retriever(similarity_top_k=max(1, k) * 5, filters=only_body)
     hits: list[Hit] = []

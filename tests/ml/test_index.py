@@ -224,6 +224,23 @@ def test_concurrent_retrievals_share_one_loaded_index(built):
     assert len([k for k in index_mod._loaded if k[1] == 1]) == 1
 
 
+def test_questions_are_embedded_on_one_thread_without_changing_other_threads(built):
+    import torch
+
+    root, _ = built
+    before = torch.get_num_threads()
+    retrieve(sensor_deck(), "Who is the CTO?", root)
+    seen = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert torch.get_num_threads() == before and seen == [before]
+    loaded = load_index(sensor_deck(), root)
+    cosines = index_mod.query_cosines(loaded, "Who is the CTO?")
+    expected = loaded.matrix @ index_mod.embed(["Who is the CTO?"])[0]
+    assert cosines.shape == (len(loaded.chunk_texts),) and abs(cosines - expected).max() < 1e-4
+
+
 def test_messy_markdown_is_cleaned_before_indexing(built):
     root, _ = built
     loaded = load_index(sensor_deck(), root)

@@ -1,5 +1,17 @@
 """Query normalisation, tokens and splitting used by retrieval (no model needed)."""
-from deckchat.ml.lexical import covered_words, prepare_query, split_sentences, split_text, tokenize
+import math
+
+import pytest
+
+from deckchat.ml.lexical import (
+    Bm25,
+    covered_words,
+    prepare_query,
+    spell_out,
+    split_sentences,
+    split_text,
+    tokenize,
+)
 
 
 def test_prepare_query_strips_filler_and_spells_out_shorthand():
@@ -49,3 +61,30 @@ def test_covered_words_counts_topics_and_abbreviations():
     assert covered_words("Who are the founders?", vocabulary) == (1, 1)
     assert covered_words("What is your NRR?", vocabulary) == (1, 1)
     assert covered_words("Do you use React?", vocabulary) == (0, 2)
+
+
+def test_spell_out_expands_deck_shorthand_written_in_capitals_only():
+    assert spell_out("$52k MRR, TAM $9B") == "$52k MRR (monthly recurring revenue), TAM (total addressable market) $9B"
+    assert spell_out("KPIs") == "KPIs (key performance indicator)"
+    # Shorthand that means other things in a deck, and lower-case words, stay as they are.
+    assert spell_out("IP addresses, Sam and arr") == "IP addresses, Sam and arr"
+
+
+def test_bm25_scores_by_the_okapi_formula_with_lucene_idf():
+    docs = [tokenize(t) for t in ("Leaks in water pipes cost cities money", "The team: a CTO and a CEO",
+                                  "Pipes pipes pipes everywhere", "Raising money for the seed round")]
+    bm25 = Bm25(docs)
+    query = tokenize("pipe leaks money")
+    scores = bm25.scores(query)
+    assert scores.shape == (4,) and scores[1] == 0.0 and scores[0] == scores.max()
+    idf = math.log(1 + (4 - 1 + 0.5) / (1 + 0.5))  # "leak" is in one document of four
+    avgdl = sum(len(d) for d in docs) / 4
+    leak = idf * 2.5 / (1 + 1.5 * (0.25 + 0.75 * len(docs[0]) / avgdl))
+    assert bm25.scores(["leak"])[0] == pytest.approx(leak, rel=1e-5)
+    assert bm25.scores(query, 0.5) == pytest.approx(scores * 0.5)
+    assert bm25.scores(["zebra"]).tolist() == [0.0] * 4
+    # The ideal score (each word once in a document of average length) is the sum of idfs; unknown words
+    # have the highest idf, so a question about things the deck lacks scores a small share of it.
+    assert bm25.ideal(["leak"]) == pytest.approx(idf)
+    assert bm25.idf("zebra") > bm25.idf("leak")
+    assert Bm25([]).scores(query).tolist() == []
