@@ -75,7 +75,8 @@ def test_buttons_thumbnails_and_bounds(live_deck, page):
     assert number.text_content() == "5"  # no slide 6
     page.keyboard.press("Home")
     assert number.text_content() == "1"
-    image = page.get_by_test_id("slide-image")
-    box = image.bounding_box()
-    assert box["width"] > 900 or box["height"] > 600  # the slide fills the window
+    box = page.get_by_test_id("slide-image").bounding_box()
+    stage = page.locator(".stage").bounding_box()
+    # The slide fills the stage beside the chat: its full width (less the arrow buttons) or its full height.
+    assert box["width"] >= stage["width"] - 130 or box["height"] >= stage["height"] - 30, (box, stage)
     assert page.evaluate("document.querySelector('[data-testid=slide-image]').naturalWidth") > 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -217,8 +218,9 @@ def test_the_gpu_entry_point_needs_no_flask_database_llama_index_or_langchain(tw
 
 @pytest.mark.slow
 def test_gpu_script_dry_run_on_tiny_models(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable}  # the script's python3 may be one without torch
     out = subprocess.run(["bash", str(ROOT / "bench" / "compare_gpu.sh"), "--tiny", str(tmp_path)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=600, check=False)
+                         capture_output=True, text=True, timeout=600, check=False, env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert len(report["models"]) == 4 and all(m["status"] == "ok" for m in report["models"]), report["models"]
