@@ -66,3 +66,17 @@ def test_pages_send_a_csp_without_inline_scripts(client):
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert b"<script>" not in response.data
+
+
+def test_secure_cookies_behind_https(app_factory):
+    from deckchat.config import Config
+
+    app = app_factory(SESSION_COOKIE_SECURE=True)
+    with app.app_context():
+        from deckchat.domain.accounts import create_user
+
+        create_user("owner@example.com", "password123")
+    response = app.test_client().post("/login", data={"email": "owner@example.com", "password": "password123"})
+    cookie = response.headers.get("Set-Cookie", "")
+    assert "Secure" in cookie and "HttpOnly" in cookie
+    assert Config.SESSION_COOKIE_HTTPONLY and Config.SESSION_COOKIE_SAMESITE == "Lax"
