@@ -16,6 +16,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -175,6 +176,10 @@ class SlotRunner:
         self._compiled: set[int] = set()  # buckets whose decoder layers run compiled
         self._layers = _repeated_layers(model)
         self._layer_fn: Callable | None = None  # the compiled forward of the layer class
+        # The thread running a compiled step. The layers are the model's own modules, shared with every
+        # other user of the model (a plain generate in a web or test thread): while a step runs, their
+        # patched forward sends only this thread through the compiled code.
+        self._step_thread: int | None = None
         self._kv: _SlotKV | None = None  # the cache object of the step in progress
         self._buckets: list[int] = []  # sizes with a static decode step, ascending
         self._ids = torch.zeros(max_batch, 1, dtype=torch.long, device=self.device)  # (slots, 1)
@@ -293,12 +298,17 @@ class SlotRunner:
 
     def _layer_forward(self, i: int, layer: Any, *args, **kwargs) -> Any:
         """Layer `i` of a compiled step: the compiled layer code over this layer's weights and buffers."""
+        if threading.get_ident() != self._step_thread:
+            # Another thread's forward of the same model (its own cache, grad mode and shapes): the class's
+            # forward, never the step's compiled code, its buffers or its recompile budget.
+            return type(layer).forward(layer, *args, **kwargs)
         self._kv.layer_kv = (self._keys[i], self._values[i])
         return self._layer_fn(layer, *args, **kwargs)
 
     @contextlib.contextmanager
     def _compiled_layers(self):
-        """Route every decoder layer's forward through the compiled layer while the block runs."""
+        """Route this thread's decoder layer forwards through the compiled layer while the block runs."""
+        self._step_thread = threading.get_ident()
         for i, layer in enumerate(self._layers):
             layer.forward = functools.partial(self._layer_forward, i, layer)
         try:
@@ -306,6 +316,7 @@ class SlotRunner:
         finally:
             for layer in self._layers:
                 del layer.forward  # the class's own forward again
+            self._step_thread = None
 
     def _run_step(self, b: int, length: int, compiled: bool | None = None) -> torch.Tensor:
         """The decode step of `b` rows, with compiled layers where `b` was compiled."""
@@ -442,9 +453,22 @@ class SlotRunner:
         """
         if not self._layers:
             raise RuntimeError("no repeated decoder layers to compile")
+        # One cache entry per bucket. The compiled function is transformers' gradient-checkpointing wrapper,
+        # one code object shared by the decoder layers of every model class, and dynamo keeps its entries
+        # and counts its recompiles per code object; its config is also per thread (torch >= 2.13), so a
+        # limit raised here would not hold in another thread. Where torch.compile takes them, the limit
+        # and a cache of our own go with the compiled function itself, whichever thread runs it.
+        options: dict[str, Any] = {}
+        params = inspect.signature(torch.compile).parameters
+        if "recompile_limit" in params:
+            options["recompile_limit"] = 64
+        if "isolate_recompiles" in params:
+            options["isolate_recompiles"] = True
         cfg = torch._dynamo.config
-        # One entry per bucket and runner; past the limit dynamo would quietly run the layer eagerly.
-        for name, least in (("recompile_limit", 64), ("accumulated_recompile_limit", 1024)):
+        limits = {"accumulated_recompile_limit": 1024}  # the cap over all regions, read where it compiles
+        if "recompile_limit" not in options:  # older torch: only the config's limit
+            limits["recompile_limit"] = 64
+        for name, least in limits.items():
             if hasattr(cfg, name):
                 setattr(cfg, name, max(getattr(cfg, name), least))
         self._layer_fn = torch.compile(
@@ -452,6 +476,7 @@ class SlotRunner:
             backend=_compile_backend(self.compile_mode),
             fullgraph=True,
             dynamic=False,
+            **options,
         )
         started, last = time.perf_counter(), 0.0
         self._ids.zero_()

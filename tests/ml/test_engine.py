@@ -323,6 +323,32 @@ def test_compiled_decode_equals_plain_generate(engine_for, loaded):
         assert stream.result().token_ids == plain_generate(loaded("gpt2"), prompt, 12)
 
 
+def test_compiled_layers_serve_only_the_stepping_thread(engine_for, loaded, monkeypatch):
+    # The engine patches the forward of the model's own layers during a compiled step; another thread
+    # using the same model meanwhile (a plain generate) must run them eagerly, not the step's compiled code.
+    engine = engine_for("gpt2", max_batch=1, compile=True, compile_mode="aot_eager")
+    runner, calls = engine._slots, []
+    compiled = runner._layer_fn
+    monkeypatch.setattr(runner, "_layer_fn", lambda *a, **k: calls.append(1) or compiled(*a, **k))
+    expected = plain_generate(loaded("gpt2"), PROMPTS[0], 8)
+    inside, done = threading.Event(), threading.Event()
+
+    def step():
+        with runner._compiled_layers():
+            inside.set()
+            done.wait(60)
+
+    holder = threading.Thread(target=step)
+    holder.start()
+    try:
+        assert inside.wait(10)
+        assert plain_generate(loaded("gpt2"), PROMPTS[0], 8) == expected
+    finally:
+        done.set()
+        holder.join()
+    assert calls == []
+
+
 def test_compile_is_off_on_cpu_by_default_and_checked(engine_for, loaded):
     assert engine_for("gpt2", max_batch=2).stats()["compiled"] == []
     with pytest.raises(ValueError, match="compile mode"):
