@@ -3,10 +3,14 @@ answer with its sources. The same chain runs on the in-process engine, a remote 
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+import numpy as np
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.llms import LLM
@@ -18,6 +22,37 @@ from .engine import Engine, GenerationRequest, GenerationResult
 from .policy import match_faq, match_guardrail
 from .prompts import ContextBlock, FittedPrompt, PromptParts, fit_prompt, input_budget, persona_for
 from .runtime import EngineProfile
+
+_EMBED_CACHE: OrderedDict[tuple[str | None, str], np.ndarray] = OrderedDict()
+_EMBED_CACHE_SIZE = 4096
+_embed_lock = threading.Lock()
+
+
+def cached_embed(texts: list[str], model: str | None) -> np.ndarray:
+    """Embeddings with a process-wide LRU: the question is embedded once for the FAQ and guardrail checks,
+    and a deck's FAQ questions and guardrail topics once per process rather than on every question."""
+    from .index import embed  # noqa: PLC0415 - the embedding model loads on first use
+
+    with _embed_lock:
+        missing = [t for t in dict.fromkeys(texts) if (model, t) not in _EMBED_CACHE]
+    if missing:
+        vectors = embed(missing, model)
+        with _embed_lock:
+            for text, vector in zip(missing, vectors):
+                _EMBED_CACHE[(model, text)] = vector
+            while len(_EMBED_CACHE) > _EMBED_CACHE_SIZE:
+                _EMBED_CACHE.popitem(last=False)
+    with _embed_lock:
+        rows = [_EMBED_CACHE.get((model, t)) for t in texts]
+        for text, row in zip(texts, rows):
+            if row is not None:
+                _EMBED_CACHE.move_to_end((model, text))
+    lost = [i for i, row in enumerate(rows) if row is None]  # evicted by other threads meanwhile
+    if lost:
+        for i, vector in zip(lost, embed([texts[i] for i in lost], model)):
+            rows[i] = vector
+    return np.stack(rows)
+
 
 UNKNOWN_ANSWER = ("I don't know that from the material I have. I can pass your question to the presenter, "
                   "who will follow up with you.")
@@ -140,13 +175,12 @@ class DeckChain:
              history: list[tuple[str, str]] | None = None, persona: str | None = None,
              guardrails: list[tuple[str, str]] | None = None) -> ChatPlan:
         """Decide how to answer: guardrail reply, FAQ answer, "I don't know", or a fitted model prompt."""
-        from .index import embed  # noqa: PLC0415 - the embedding model loads on first use
-        from .retrieval import retrieve  # noqa: PLC0415
+        from .retrieval import retrieve  # noqa: PLC0415 - the embedding model loads on first use
 
         question = " ".join(question.split())
 
         def embedder(texts: list[str]):
-            return embed(texts, self.embed_model)
+            return cached_embed(texts, self.embed_model)
 
         guard = match_guardrail(question, guardrails or [], embedder)
         if guard is not None:
