@@ -6,9 +6,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import Stemmer
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 # Question scaffolding and function words: they match every chunk, so they only add noise to BM25
 # and to the "does the deck mention this at all" coverage signal.
@@ -94,6 +97,7 @@ _DEICTIC = re.compile(
     re.I,
 )
 _TOKEN = re.compile(r"[a-z0-9]+")
+_LETTERS = re.compile(r"[A-Za-z]+")
 _ABBREVIATION = re.compile(r"\b(?:" + "|".join(ABBREVIATIONS) + r")\b", re.I)
 _DECK_ABBREVIATION = re.compile(r"\b(" + "|".join(a.upper() for a in DECK_ABBREVIATIONS) + r")s?\b")
 _WORD = re.compile(r"\S+")
@@ -167,6 +171,57 @@ def prepare_query(question: str) -> Query:
     )
 
 
+@lru_cache(maxsize=1)
+def _english() -> Any:
+    """pyspellchecker's English word list (loaded once: about 160,000 words)."""
+    from spellchecker import SpellChecker  # noqa: PLC0415
+
+    return SpellChecker(distance=1)
+
+
+ENGLISH_MIN_COUNT = 100  # rarer dictionary entries ("griper", "trian") are likelier typos than words
+
+
+def _is_english(word: str) -> bool:
+    """Whether a lower-case word is a common enough English word to be meant as typed."""
+    return _english().word_frequency[word] >= ENGLISH_MIN_COUNT
+
+
+class DeckSpeller:
+    """Puts right the misspelt words of a question ("gross margn") where the deck has the word meant.
+
+    A word is left alone when it is short, holds a digit, is a stopword, or is a deck word or a common English
+    word; otherwise it becomes the deck word within one edit (two for words of seven letters or more; swapping
+    two neighbouring letters is one edit), the more frequent on ties. Words are only ever corrected into the
+    deck's own vocabulary, so a question about something the deck never mentions gains no coverage.
+    """
+
+    def __init__(self, texts: list[str]) -> None:
+        """Count the words of the deck's texts."""
+        counts: dict[str, int] = {}
+        for text in texts:
+            for word in _TOKEN.findall(normalise(text)):
+                if len(word) >= 3 and word.isalpha():
+                    counts[word] = counts.get(word, 0) + 1
+        self.counts = counts
+        self.words = list(counts)
+
+    def _fix(self, word: str) -> str:
+        low = word.lower()
+        if len(low) < 4 or not low.isalpha() or low in STOPWORDS or low in self.counts or _is_english(low):
+            return word
+        limit = 1 if len(low) < 7 else 2
+        near = process.extract(low, self.words, scorer=OSA.distance, score_cutoff=limit, limit=None)
+        if not near:
+            return word
+        best = min(near, key=lambda m: (m[1], -self.counts[m[0]], m[0]))
+        return best[0]
+
+    def correct(self, question: str) -> str:
+        """The question with its misspelt words replaced by the deck words meant."""
+        return _LETTERS.sub(lambda m: self._fix(m.group(0)), question)
+
+
 def spell_out(text: str) -> str:
     """Deck text with its capitalised investor shorthand followed by the spelled-out words (for indexing)."""
     return _DECK_ABBREVIATION.sub(lambda m: f"{m.group(0)} ({ABBREVIATIONS[m.group(1).lower()]})", text)
@@ -223,29 +278,25 @@ def covered_words(question: str, vocabulary: set[str]) -> tuple[int, int]:
 
 
 class Bm25:
-    """Okapi BM25 (Lucene's idf, k1=1.5, b=0.75) over tokenised documents, kept as one posting array per word
-    so that a question costs a few vector additions."""
+    """Okapi BM25 (Lucene's idf, k1=1.5, b=0.75) over tokenised documents, scored by the bm25s library, in the
+    classic scale: a word found once in a document of average length scores its idf."""
 
     K1 = 1.5
     B = 0.75
 
     def __init__(self, docs: list[list[str]]) -> None:
         """Index the documents (lists of tokens, as `tokenize` makes them)."""
+        import bm25s  # noqa: PLC0415
+
         self.size = len(docs)
-        lengths = np.asarray([len(d) for d in docs], dtype=np.float32)
-        norm = self.K1 * (1 - self.B + self.B * lengths / max(1.0, float(lengths.mean()) if len(docs) else 1.0))
-        postings: dict[str, dict[int, int]] = {}
-        for i, doc in enumerate(docs):
-            for word in doc:
-                counts = postings.setdefault(word, {})
-                counts[i] = counts.get(i, 0) + 1
-        self.df = {word: len(counts) for word, counts in postings.items()}
-        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for word, counts in postings.items():
-            idx = np.fromiter(counts, dtype=np.int64, count=len(counts))
-            tf = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-            weight = self.idf(word) * tf * (self.K1 + 1) / (tf + norm[idx])
-            self.postings[word] = (idx, weight.astype(np.float32))
+        self.df: dict[str, int] = {}
+        for doc in docs:
+            for word in set(doc):
+                self.df[word] = self.df.get(word, 0) + 1
+        self._index = None
+        if self.df:
+            self._index = bm25s.BM25(method="lucene", k1=self.K1, b=self.B)
+            self._index.index([list(d) for d in docs], show_progress=False)
 
     def idf(self, word: str) -> float:
         """Lucene's idf; a word no document has gets the highest."""
@@ -254,12 +305,11 @@ class Bm25:
 
     def scores(self, tokens: tuple[str, ...] | list[str], weight: float = 1.0) -> np.ndarray:
         """BM25 score of every document for the tokens, times weight (documents, float32)."""
-        out = np.zeros(self.size, dtype=np.float32)
-        for word in dict.fromkeys(tokens):
-            if word in self.postings:
-                idx, values = self.postings[word]
-                out[idx] += weight * values
-        return out
+        known = [w for w in dict.fromkeys(tokens) if w in self.df]
+        if not known:
+            return np.zeros(self.size, dtype=np.float32)
+        # bm25s leaves out Lucene's constant (k1 + 1) numerator factor; put it back so scores compare with idf.
+        return (self._index.get_scores(known) * (weight * (self.K1 + 1))).astype(np.float32)
 
     def ideal(self, tokens: tuple[str, ...] | list[str]) -> float:
         """The score of a document of average length holding each token once: sum of the tokens' idf."""

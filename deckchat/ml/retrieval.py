@@ -1,15 +1,19 @@
 """Hybrid retrieval over one deck's index, and plain vector search as the baseline it is measured against.
 
-Ranking: a weighted sum of four scores of each source, all on a 0..1-ish scale that does not depend on the
+Ranking: a linear model over four scores of each source, all on a 0..1-ish scale that does not depend on the
 deck's size: its best sentence's cosine, its best whole-chunk cosine, its title's cosine (an FAQ question or a
 section heading is often the question in other words) and its BM25 score over stemmed words (investor
 shorthand spelled out, pitch-deck section words added) divided by what a document holding each question word
-once would score. The slide on screen only breaks near-ties, unless the question points at it ("this chart");
-a slide the question names ("slide 7") comes first.
+once would score. Each score also enters as its reciprocal rank among the question's sources (1 / (2 + rank), as
+in reciprocal rank fusion), so that one signal that puts a source clearly first is not drowned by three that
+barely separate any. The slide on screen only breaks near-ties, unless the question points at it ("this
+chart"); a slide the question names ("slide 7") comes first.
 
-Answerability: a logistic model of the same scores plus the share of the question's words the deck knows,
-evaluated on the best few sources before any slide preference; the question is answerable when the
-best-supported of them is. Both were fitted on the dev decks of bench/retrieval.py only (see its notes).
+Answerability: a logistic model of the same scores, the share of the question's words the deck knows and how
+far the source's sentence cosine stands above the deck's median source for this question (some questions are
+close to everything, some to nothing), evaluated on the best few sources before any slide preference; the
+question is answerable when the best-supported of them is. Both were fitted on the dev decks of
+bench/retrieval.py only (see its notes).
 
 Per deck, the index's unit-norm embedding matrix, the BM25 postings and the chunk-to-source layout are built
 once and cached with the loaded index; a question costs one embedding, one matrix-vector product and a few
@@ -29,17 +33,22 @@ import numpy as np
 
 from ..domain.content import DeckContent
 from .index import IndexMissingError, LoadedIndex, StaleIndexError, build_index, load_index, query_cosines
-from .lexical import Bm25, Query, covered_words, prepare_query, spell_out, tokenize
+from .lexical import Bm25, DeckSpeller, Query, covered_words, prepare_query, spell_out, tokenize
 
-# Weights of the ranking scores: a pairwise logistic ranker fitted on the dev decks only, rounded
-# (`python bench/retrieval.py --fit` refits them and reports leave-one-deck-out figures).
-WEIGHTS = {"sentence": 0.24, "body": 0.24, "title": 0.21, "lexical": 0.31}
+SIGNALS = ("sentence", "body", "title", "lexical")
+# Weights of the ranking features (`ranking_features`): a pairwise logistic ranker fitted on the dev decks only,
+# scaled to absolute sum 1 and rounded (`python bench/retrieval.py --fit` refits them and reports
+# leave-one-deck-out figures).
+WEIGHTS = {"sentence": 0.18, "body": 0.15, "title": 0.07, "lexical": 0.16,
+           "rank_sentence": 0.13, "rank_body": 0.13, "rank_title": 0.07, "rank_lexical": 0.11}
 TOPIC_WEIGHT = 0.5  # section title words a topic implies count less than the investor's own words
 SLIDE_MARGIN = 0.02  # the slide on screen comes first within this of the best source (set by hand)
 # Logistic model of "this source answers the question" (balanced classes, L2 C=0.3), fitted on the dev decks:
 # positives are the expected source of each answerable question, negatives the top sources of unanswerable
-# ones. Every feature is a cosine or a share, so the model carries over to decks of any size.
-CALIBRATION = {"bias": -1.99, "sentence": 0.80, "body": 0.68, "lexical": 1.32, "deck_coverage": 1.27}
+# ones. Every feature is a cosine, a difference of cosines or a share, so the model carries over to decks of
+# any size.
+CALIBRATION = {"bias": -2.84, "sentence": 1.27, "body": 0.87, "lexical": 1.97, "deck_coverage": 1.66,
+               "sentence_spread": 1.05}
 ANSWERABLE_AT = 0.5
 SUPPORT_K = 3  # answerability looks at this many of the best sources
 
@@ -98,7 +107,9 @@ class _DeckSearch:
 
     def __init__(self, loaded: LoadedIndex) -> None:
         """BM25 over each source's title and text, the deck's vocabulary and per-view score grouping."""
-        corpus = [tokenize(spell_out(f"{u.title}\n{u.text}")) for u in loaded.units.values()]
+        texts = [spell_out(f"{u.title}\n{u.text}") for u in loaded.units.values()]
+        corpus = [tokenize(text) for text in texts]
+        self.speller = DeckSpeller(texts)
         self.bm25 = Bm25(corpus)
         self.vocabulary = set().union(*corpus) if corpus else set()
         self.views = {view: _ViewMax(loaded, view) for view in ("body", "sentence", "title")}
@@ -153,16 +164,51 @@ def source_scores(search: _DeckSearch, query: Query, cosines: np.ndarray) -> dic
     return scores
 
 
-def source_signals(content: DeckContent, question: str, root: Path) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Every source's ranking scores and the question's deck coverage (as "deck_coverage", (sources,) like the
-    others): what WEIGHTS and CALIBRATION are fitted on (bench/retrieval.py --fit)."""
-    loaded = _load(content, root, None, False)
+def _reciprocal_ranks(values: np.ndarray) -> np.ndarray:
+    """1 / (2 + rank) of each value among all of them, rank 1 the largest (ties keep source order)."""
+    order = np.argsort(-values, kind="stable")
+    out = np.empty(len(values), dtype=np.float32)
+    out[order] = 1.0 / (2.0 + np.arange(1, len(values) + 1, dtype=np.float32))
+    return out
+
+
+def ranking_features(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The scores of `source_scores` plus each one's reciprocal rank among the sources ("rank_<score>"): the
+    features WEIGHTS weigh, (sources,) each."""
+    out = dict(scores)
+    for name in SIGNALS:
+        out[f"rank_{name}"] = _reciprocal_ranks(scores[name])
+    return out
+
+
+def _spread(values: np.ndarray) -> np.ndarray:
+    """Each source's value less the median over the deck's sources."""
+    return values - np.median(values)
+
+
+def fuse(features: dict[str, np.ndarray]) -> np.ndarray:
+    """(sources,) ranking score: the WEIGHTS-weighted sum of the ranking features."""
+    return sum(weight * features[name] for name, weight in WEIGHTS.items())
+
+
+def _signals(loaded: LoadedIndex, question: str) -> tuple[_DeckSearch, Query, np.ndarray, dict[str, np.ndarray]]:
+    """The deck's search structures, the prepared question (misspellings put right), its cosine with every chunk
+    and every source's ranking features with the answerability ones ("sentence_spread", "deck_coverage")."""
     search = _search(loaded)
-    query = prepare_query(question)
-    scores = source_scores(search, query, query_cosines(loaded, query.text))
+    query = prepare_query(search.speller.correct(question))
+    cosines = query_cosines(loaded, query.text)  # (chunks,)
+    scores = ranking_features(source_scores(search, query, cosines))
+    scores["sentence_spread"] = _spread(scores["sentence"])
     covered, total = covered_words(query.plain, search.vocabulary)
     scores["deck_coverage"] = np.full(len(loaded.source_names), covered / total if total else 0.0)
-    return loaded.source_names, scores
+    return search, query, cosines, scores
+
+
+def source_signals(content: DeckContent, question: str, root: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Every source's ranking and answerability features, (sources,) each: what WEIGHTS and CALIBRATION are
+    fitted on (bench/retrieval.py --fit)."""
+    loaded = _load(content, root, None, False)
+    return loaded.source_names, _signals(loaded, question)[3]
 
 
 def confidence(features: dict) -> float:
@@ -185,11 +231,8 @@ def retrieve(
     loaded = _load(content, root, embed_model, rebuild)
     if not loaded.chunk_texts or not question.strip():
         return Retrieval([], False)
-    search = _search(loaded)
-    query = prepare_query(question)
-    cosines = query_cosines(loaded, query.text)  # (chunks,)
-    scores = source_scores(search, query, cosines)
-    fused = sum(weight * scores[name] for name, weight in WEIGHTS.items())  # (sources,)
+    search, query, cosines, scores = _signals(loaded, question)
+    fused = fuse(scores)  # (sources,)
 
     names = loaded.source_names
     order = [int(i) for i in np.argsort(-fused, kind="stable")]
@@ -204,12 +247,9 @@ def retrieve(
 
     # Answerability is judged on the best-supported of the top sources as the searches ranked them: the slide
     # on screen must neither lend a vague question support nor hide the source that answers it.
-    covered, total = covered_words(query.plain, search.vocabulary)
-    coverage = covered / total if total else 0.0
     support = []
     for i in order[:SUPPORT_K]:
-        features = {name: round(float(values[i]), 4) for name, values in scores.items()}
-        features["deck_coverage"] = round(coverage, 4)
+        features = {name: round(float(scores[name][i]), 4) for name in (*SIGNALS, "sentence_spread", "deck_coverage")}
         support.append((confidence(features), names[i], features))
     conf, best, features = max(support, key=lambda s: s[0])
     features = {**features, "source": best, "deictic": query.deictic}

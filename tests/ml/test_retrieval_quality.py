@@ -86,3 +86,28 @@ def test_small_deck_flags_what_it_does_not_hold(acme, question):
     deck, root = acme
     found = retrieve(deck, question, root)
     assert not found.answerable and found.confidence < retrieval_mod.ANSWERABLE_AT, found.features
+
+
+@pytest.mark.parametrize(("typed", "meant"), [
+    ("How long does it take to trian the grpiper on a new itme?",
+     "How long does it take to trian the gripper on a new item?"),
+    ("When does the round cloes?", "When does the round closes?"),
+    ("How much have you riased so far?", "How much have you raised so far?"),
+])
+def test_misspelt_questions_find_what_the_spelled_ones_find(acme, typed, meant):
+    deck, root = acme
+    found, expected = retrieve(deck, typed, root), retrieve(deck, meant, root)
+    assert [h.source for h in found.results] == [h.source for h in expected.results]
+    assert found.answerable == expected.answerable
+    assert found.confidence == pytest.approx(expected.confidence)
+
+
+def test_spelling_is_corrected_only_into_the_decks_words():
+    from deckchat.ml.lexical import DeckSpeller
+
+    speller = DeckSpeller(["Gross margin is 72% across 140 locations, billed annually."])
+    assert speller.correct("wht's the gross margn at your locatons?") == "wht's the gross margin at your locations?"
+    # English words stay, even one edit from a deck word ("margin" / "margins" is no typo of "marlin").
+    assert speller.correct("Do you sell marlin or coffee?") == "Do you sell marlin or coffee?"
+    # A misspelt word the deck has nothing near stays as typed: no coverage is invented.
+    assert speller.correct("Whats the pre-mony valuaton?") == "Whats the pre-mony valuaton?"
