@@ -7,6 +7,8 @@
 # `--only-gpt2xl` runs one short step instead (under 150 s on an H100): gpt2-xl batch 1 and 16 concurrent
 # requests with the decode step compiled (torch.compile, then CUDA graphs), after batch 1 uncompiled in the
 # same process for comparison.
+# `--profile` runs bench/decode_profile.py on gpt2-xl instead (about a minute on an H100): kernels per token
+# and device time by kind of the batch-1 decode step, with sdpa and eager attention, and the graph step time.
 # Needs torch and transformers only. `--tiny` runs the same steps on tiny models on a CPU, to try the script.
 # Results: one JSON per step and engine-gpu.json (all of them) in $OUT, or in the folder given as argument.
 set -u
@@ -18,6 +20,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --tiny) TINY=1; shift ;;
         --only-gpt2xl) ONLY=gpt2xl; shift ;;
+        --profile) ONLY=profile; shift ;;
         *) break ;;
     esac
 done
@@ -31,7 +34,15 @@ step() {  # step NAME SECONDS ARGS...: one benchmark process with its own time l
     timeout "$limit" "$PY" bench/engine.py "$@" --out "$DEST/$name.json" || echo "!! $name failed ($?)"
 }
 
-if [ -n "$ONLY" ]; then
+if [ "$ONLY" = profile ]; then
+    if [ -n "$TINY" ]; then
+        timeout 120 "$PY" bench/decode_profile.py --tiny --out "$DEST/decode-profile.json" || echo "!! profile failed"
+    else
+        nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+        timeout 240 "$PY" bench/decode_profile.py --model gpt2-xl --load-format dummy --dtype float16 \
+            --out "$DEST/decode-profile.json" || echo "!! profile failed ($?)"
+    fi
+elif [ -n "$ONLY" ]; then
     if [ -n "$TINY" ]; then
         step gpt2-xl-compiled 300 --tiny --tiny-arch gpt2 --concurrency 16 --serial-requests 2 \
             --compile on --also-eager
