@@ -15,7 +15,6 @@ Prints one JSON object; with --out also writes it there.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -29,6 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from report import emit  # noqa: E402 - bench/ is on the path of a script run from it
+
 BUDGET_MS = 300
 
 
@@ -259,11 +260,7 @@ def main() -> None:
             )
             db.session.remove()
             db.engine.dispose()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out, indent=2)
 
 
 if __name__ == "__main__":

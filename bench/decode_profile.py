@@ -16,7 +16,6 @@ positions is then measured three ways, each attention implementation the model o
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import sys
@@ -32,6 +31,7 @@ import torch  # noqa: E402
 from deckchat.ml.models import load_model  # noqa: E402
 from deckchat.ml.slots import SlotRunner  # noqa: E402
 from engine import device_name, make_prompts  # noqa: E402
+from report import emit  # noqa: E402
 
 # Kernel (or aten op) names by kind, first match wins.
 KINDS = [
@@ -178,11 +178,7 @@ def main() -> None:
         "max_len": args.max_len,
         "runs": [measure(loaded, args, a) for a in args.attention],
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

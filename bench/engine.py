@@ -31,6 +31,7 @@ from deckchat.ml.engine import GenerationRequest  # noqa: E402
 from deckchat.ml.local import LocalEngine  # noqa: E402
 from deckchat.ml.models import get_preset, load_model  # noqa: E402
 from deckchat.ml.slots import COMPILE_MODES  # noqa: E402
+from report import emit  # noqa: E402
 
 
 def device_name(device: str) -> str:
@@ -326,11 +327,7 @@ def main() -> None:
     if args.concurrency is None:
         args.concurrency = 8 if args.tiny else 16
     result = info(args) if args.info else bench(args)
-    text = json.dumps(result, indent=2)
-    print(text, flush=True)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit(result, args.out, indent=2)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from deckchat.domain.content import DeckContent, DocumentContent, SlideContent  
 from deckchat.domain.markdown import parse_faq_markdown, parse_notes_markdown  # noqa: E402
 from deckchat.ml.index import build_index  # noqa: E402
 from deckchat.ml.retrieval import retrieve, vector_search  # noqa: E402
+from report import emit  # noqa: E402
 
 DATA = REPO / "bench" / "data"
 REAL = REPO / ".." / "shared" / "testdata" / "real"
@@ -387,11 +388,7 @@ def main() -> None:
             if (r["expect"] and r["hybrid"]["rank"] != 1) or (bool(r["expect"]) != r["hybrid"]["answerable"])
         ],
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
