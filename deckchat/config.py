@@ -55,6 +55,10 @@ class Config:
     VISIT_IDLE_MINUTES = float(os.environ.get("DECKCHAT_VISIT_IDLE_MINUTES", "30"))
     WEBHOOK_SWEEP_SECONDS = float(os.environ.get("DECKCHAT_WEBHOOK_SWEEP_SECONDS", "60"))
     WEBHOOK_THREAD = _bool("DECKCHAT_WEBHOOK_THREAD", True)
+    # Webhooks to loopback, private, link-local (cloud metadata) addresses are refused, when saved and when
+    # sent, so owners cannot make the server call its own network; allow them for on-premises receivers and
+    # the tests' receiver on 127.0.0.1.
+    WEBHOOK_ALLOW_PRIVATE = _bool("DECKCHAT_WEBHOOK_ALLOW_PRIVATE", False)
     # Extra model folders or hub ids owners may pick on the comparison page (comma-separated).
     COMPARE_MODELS = os.environ.get("DECKCHAT_COMPARE_MODELS", "")
     MAX_VIEW_SECONDS = 4 * 3600

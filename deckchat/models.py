@@ -149,6 +149,7 @@ class ShareLink(db.Model):
     allow_download: Mapped[bool] = mapped_column(default=False)
     revoked_at: Mapped[datetime | None]
     webhook_url: Mapped[str | None] = mapped_column(String(500))  # called with a summary when a visit ends
+    webhook_secret: Mapped[str | None] = mapped_column(String(64))  # signs each delivery (HMAC-SHA256)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deck: Mapped[Deck] = relationship(back_populates="links")
     visits: Mapped[list[Visit]] = relationship(back_populates="link", cascade="all, delete-orphan")
@@ -156,6 +157,12 @@ class ShareLink(db.Model):
     def set_password(self, password: str | None) -> None:
         """Protect the link with a password, or remove protection with None."""
         self.password_hash = generate_password_hash(password) if password else None
+
+    def set_webhook(self, url: str | None) -> None:
+        """Point the end-of-visit webhook at a URL with a fresh signing secret, or remove it with None."""
+        # A new secret for every new URL: a receiver that held the old one cannot sign for the new one.
+        self.webhook_url = url or None
+        self.webhook_secret = secrets.token_hex(32) if url else None
 
     def check_password(self, password: str) -> bool:
         """Whether the password opens this link."""

@@ -101,7 +101,7 @@ def get_deck(deck_id: int) -> Deck:
 @click.option("--require-email", is_flag=True)
 @click.option("--allow-download", is_flag=True)
 @click.option("--label", default="")
-@click.option("--webhook", help="http(s) URL called with a summary when a visit ends.")
+@click.option("--webhook", help="http(s) URL called with a signed summary when a visit ends (public hosts).")
 @click.option("--json", "as_json", is_flag=True)
 def deck_share(deck_id, password, expires_in, require_email, allow_download, label, webhook, as_json) -> None:
     """Create a share link for a deck."""
@@ -115,7 +115,12 @@ def deck_share(deck_id, password, expires_in, require_email, allow_download, lab
                                    allow_download=allow_download, label=label, webhook_url=webhook)
     except ValueError as exc:
         fail(str(exc))
-    emit({"token": link.token, "url": f"/s/{link.token}"}, as_json, f"/s/{link.token}")
+    out = {"token": link.token, "url": f"/s/{link.token}"}
+    text = out["url"]
+    if link.webhook_secret:  # the receiver needs it to check each delivery's signature
+        out["webhook_secret"] = link.webhook_secret
+        text += f"\nwebhook secret: {link.webhook_secret}"
+    emit(out, as_json, text)
 
 
 @main.command("demo")

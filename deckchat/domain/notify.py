@@ -4,18 +4,29 @@ A visit *ends* when no report has arrived for `idle` (the viewer reports every f
 Each sweep claims a due visit with one conditional UPDATE before posting, so two sweepers (a cron job and
 the serving process, or several workers) never deliver the same visit twice at once; a failed delivery is
 retried after 1, 2, 4, ... minutes, up to MAX_ATTEMPTS, with the last error kept for the owner to see.
+
+Each POST is signed Stripe-style with the link's secret (`signature_headers`, SECURITY.md) and goes only to
+public addresses: the host is resolved, every address checked, and the connection opened to a checked
+address itself, so a DNS answer that changes between the check and the connect (rebinding) cannot redirect it
+to a private one. `WEBHOOK_ALLOW_PRIVATE` lifts the address rule (on-premises receivers, the tests).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import http.client
+import ipaddress
 import json
 import logging
-import urllib.error
-import urllib.request
+import socket
+import ssl
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy import or_, select, update
 
 from ..database import write_transaction
@@ -86,31 +97,130 @@ def visit_summary(visit: Visit, deck: Deck, link: ShareLink) -> dict:
     }
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Report a redirect as the receiver's answer instead of following it (nowhere but the saved URL)."""
+class PrivateTargetError(ValueError):
+    """A webhook host that is, or resolves to, a private or local address, while those are not allowed."""
 
-    def redirect_request(self, *args, **kwargs):
-        """Follow nothing."""
+
+def _public(address: str) -> bool:
+    """Whether an IP address is on the public internet (not loopback, private, link-local, reserved, ...)."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6:
+        # ::ffff:10.0.0.1 and 6to4 2002:0a00:0001:: carry an IPv4 address that the checks below must see.
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
+    # is_global alone lets multicast and some reserved ranges through on Python 3.11.
+    return ip.is_global and not (ip.is_multicast or ip.is_reserved)
+
+
+def _resolve(host: str, port: int | None = None) -> list[str]:
+    """The host's addresses in the resolver's order (an IP literal gives itself); OSError if it is unknown."""
+    found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(sockaddr[0] for *_, sockaddr in found))
+
+
+def _refusal(host: str, addresses: list[str]) -> str | None:
+    """The error for a host with non-public addresses among `addresses`, or None when all are public."""
+    private = [a for a in addresses if not _public(a)]
+    if not private:
         return None
+    where = host if private == [host] else f"{host} resolves to {', '.join(private)}"
+    return (f"Webhook URL points to a private or local address ({where}); "
+            "set DECKCHAT_WEBHOOK_ALLOW_PRIVATE=1 to allow it")
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+def private_target_error(url: str) -> str | None:
+    """Why a webhook URL must not be saved (its host is, or resolves to, a private or local address), or None.
 
-
-def post_json(url: str, body: dict, timeout: float = TIMEOUT_SECONDS) -> int:
-    """POST a JSON body; return the HTTP status (raises OSError on network failure)."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": USER_AGENT},
-    )
+    A host that does not resolve now passes (DNS may be down, or the name not published yet): every delivery
+    resolves and checks again before it connects.
+    """
+    host = urlsplit(url or "").hostname
+    if not host:
+        return None
     try:
-        # Only http(s) URLs reach here: links are checked with valid_webhook_url when saved.
-        with _opener.open(request, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        addresses = _resolve(host)
+    except (OSError, ValueError):  # unknown name, resolver down; UnicodeError for a name IDNA refuses
+        return None
+    return _refusal(host, addresses)
+
+
+def signature_headers(secret: str, data: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """X-DeckChat-Timestamp and X-DeckChat-Signature for a body: HMAC-SHA256 of "TIMESTAMP." + body bytes.
+
+    The key is the secret's text as the owner sees it (64 hex characters), not its decoded bytes; the
+    timestamp is signed too, so a receiver that rejects old ones cannot be fed a captured delivery later.
+    """
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + data, hashlib.sha256).hexdigest()
+    return {"X-DeckChat-Timestamp": str(timestamp), "X-DeckChat-Signature": f"sha256={digest}"}
+
+
+def _pinned(connection_class: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+    """A connection class that opens its socket to addresses checked beforehand instead of resolving again.
+
+    Only the socket's destination changes: the Host header, and for HTTPS the SNI name and the certificate
+    check, still use the URL's host name (HTTPSConnection wraps the socket with server_hostname=self.host).
+    """
+
+    class Pinned(connection_class):
+        """The connection class, its socket opened to the checked addresses."""
+
+        def __init__(self, host: str, *, addresses: list[str], **kwargs):
+            """Connect to `host` by way of `addresses` (tried in turn, like socket.create_connection does)."""
+            super().__init__(host, **kwargs)
+            self._addresses = addresses
+            # connect() opens its socket through this attribute; the port stays the URL's.
+            self._create_connection = self._connect_checked
+
+        def _connect_checked(self, address, timeout, source_address):
+            """Open a socket to the first checked address that answers, on the URL's port."""
+            error: OSError | None = None
+            for ip in self._addresses:
+                try:
+                    return socket.create_connection((ip, address[1]), timeout, source_address)
+                except OSError as exc:
+                    error = exc
+            raise error or OSError(f"no address for {self.host}")
+
+    Pinned.__name__ = Pinned.__qualname__ = f"Pinned{connection_class.__name__}"
+    return Pinned
+
+
+_PinnedHTTP = _pinned(http.client.HTTPConnection)
+_PinnedHTTPS = _pinned(http.client.HTTPSConnection)
+
+
+def post_json(url: str, body: dict, *, secret: str | None = None, allow_private: bool = False,
+              timeout: float = TIMEOUT_SECONDS) -> int:
+    """POST a JSON body (signed with `secret` if given) to the URL's checked address; return the HTTP status.
+
+    Raises PrivateTargetError (a ValueError) without connecting when the host resolves to a private or local
+    address and `allow_private` is off, OSError on network failure, ValueError for a malformed URL. Redirects
+    are reported as the receiver's answer, never followed: nothing but the saved URL is ever called.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url[:100]!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addresses = _resolve(parts.hostname, port)
+    refusal = None if allow_private else _refusal(parts.hostname, addresses)
+    if refusal:
+        raise PrivateTargetError(refusal)
+    data = json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    if secret:
+        headers.update(signature_headers(secret, data))
+    if parts.scheme == "https":
+        conn = _PinnedHTTPS(parts.hostname, port=port, timeout=timeout, addresses=addresses,
+                            context=ssl.create_default_context())
+    else:
+        conn = _PinnedHTTP(parts.hostname, port=port, timeout=timeout, addresses=addresses)
+    try:
+        conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), data, headers)
+        response = conn.getresponse()
+        response.read(64 * 1024)  # a little of the answer, so the receiver sees a clean close
+        return response.status
+    finally:
+        conn.close()
 
 
 def due_visits(now: datetime, idle: timedelta, limit: int = 100) -> list[int]:
@@ -160,13 +270,17 @@ def deliver(visit_id: int, now: datetime | None = None, poster=post_json) -> Del
     visit = db.session.get(Visit, visit_id)
     link, deck = visit.link, db.session.get(Deck, visit.deck_id)
     url, body, attempts = link.webhook_url, visit_summary(visit, deck, link), (visit.notify_attempts or 0) + 1
+    secret = link.webhook_secret
     db.session.rollback()  # no transaction stays open while the receiver takes its time
+    # Checked at every delivery, not only when saved: the name may resolve elsewhere now.
+    allow_private = bool(current_app.config.get("WEBHOOK_ALLOW_PRIVATE", False))
     status, error = None, None
     try:
-        status = poster(url, body)
+        status = poster(url, body, secret=secret, allow_private=allow_private)
         if not 200 <= status < 300:
             error = f"HTTP {status}"
-    except (OSError, ValueError) as exc:  # refused, timed out, DNS, malformed URL
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        # refused, timed out, DNS, malformed URL or answer, a private address (retried: DNS may change back)
         error = f"{type(exc).__name__}: {exc}"[:300]
     if error is None:
         values = {"notified_at": utcnow(), "notify_next_at": None, "notify_error": None}

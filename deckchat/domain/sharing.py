@@ -4,9 +4,11 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from flask import current_app
+
 from ..extensions import db
 from ..models import Deck, ShareLink, utcnow
-from .notify import valid_webhook_url
+from .notify import private_target_error, valid_webhook_url
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.I)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -31,18 +33,27 @@ def create_link(
     label: str = "",
     webhook_url: str | None = None,
 ) -> ShareLink:
-    """Create and store a share link for a deck (with an optional end-of-visit webhook URL)."""
-    if webhook_url and not valid_webhook_url(webhook_url.strip()):
+    """Create and store a share link for a deck (with an optional end-of-visit webhook URL and its secret).
+
+    Raises ValueError for a webhook URL that is not http(s), or that points to a private or local address
+    while WEBHOOK_ALLOW_PRIVATE is off (the server must not be made to call its own network).
+    """
+    webhook_url = (webhook_url or "").strip() or None
+    if webhook_url and not valid_webhook_url(webhook_url):
         raise ValueError("the webhook must be an http:// or https:// URL")
+    if webhook_url and not current_app.config.get("WEBHOOK_ALLOW_PRIVATE", False):
+        refusal = private_target_error(webhook_url)
+        if refusal:
+            raise ValueError(refusal)
     link = ShareLink(
         deck=deck,
         label=label.strip()[:120],
-        webhook_url=(webhook_url or "").strip() or None,
         require_email=require_email,
         allow_download=allow_download,
         expires_at=expires_at or (utcnow() + expires_in if expires_in else None),
     )
     link.set_password(password or None)
+    link.set_webhook(webhook_url)
     db.session.add(link)
     db.session.commit()
     return link

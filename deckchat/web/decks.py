@@ -101,12 +101,16 @@ def create_link(deck: Deck):
     if not form.validate_on_submit():
         flash("The link could not be created: " + "; ".join(e for es in form.errors.values() for e in es), "error")
         return redirect(url_for("decks.detail", deck_id=deck.id)), 303
-    link = sharing.create_link(
-        deck, password=form.password.data or None,
-        expires_in=sharing.parse_duration(form.expires_in.data) if form.expires_in.data else None,
-        require_email=form.require_email.data, allow_download=form.allow_download.data, label=form.label.data or "",
-        webhook_url=form.webhook_url.data or None,
-    )
+    try:
+        link = sharing.create_link(
+            deck, password=form.password.data or None,
+            expires_in=sharing.parse_duration(form.expires_in.data) if form.expires_in.data else None,
+            require_email=form.require_email.data, allow_download=form.allow_download.data,
+            label=form.label.data or "", webhook_url=form.webhook_url.data or None,
+        )
+    except ValueError as exc:  # e.g. a webhook to a private or local address
+        flash(f"The link could not be created: {exc}", "error")
+        return redirect(url_for("decks.detail", deck_id=deck.id)), 303
     flash(f"Link created: {url_for('viewer.open_link', token=link.token, _external=True)}")
     return redirect(url_for("decks.detail", deck_id=deck.id), 303)
 

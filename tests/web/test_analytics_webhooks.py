@@ -1,15 +1,25 @@
-"""End-of-visit webhooks against a real HTTP server on 127.0.0.1: delivery, summary, retries, link form."""
+"""End-of-visit webhooks against a real HTTP server on 127.0.0.1: delivery, summary, retries, link form,
+signatures, and the refusal of private and local targets (when saved and when sent)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import re
+import shutil
+import ssl
+import subprocess
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from clients import login, visit_key
+from flask_migrate import downgrade, upgrade
 from live import free_port
+from sqlalchemy import text
 
 from deckchat.domain import notify, sharing
 from deckchat.extensions import db
@@ -24,13 +34,16 @@ class Receiver:
     def __init__(self, statuses=()):
         self.statuses = list(statuses)
         self.bodies: list[dict] = []
+        self.raw: list[bytes] = []  # the bodies exactly as received, for signature checks
         self.headers: list[dict] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                data = self.rfile.read(length)
+                receiver.raw.append(data)
+                receiver.bodies.append(json.loads(data))
                 receiver.headers.append(dict(self.headers))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
@@ -56,6 +69,12 @@ class Receiver:
 def receiver():
     with Receiver() as r:
         yield r
+
+
+@pytest.fixture
+def allow_private(app):
+    """Let webhooks reach the receivers on 127.0.0.1, a private address the default configuration refuses."""
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = True
 
 
 def _visit(app, client, pitch_deck, url, email=None) -> int:
@@ -94,7 +113,7 @@ def _ended(app, visit_id):
         return db.session.get(Visit, visit_id).last_seen_at + IDLE + timedelta(seconds=1)
 
 
-def test_a_visit_that_ended_is_posted_once_with_its_summary(app, client, pitch_deck, receiver):
+def test_a_visit_that_ended_is_posted_once_with_its_summary(app, client, pitch_deck, receiver, allow_private):
     visit_id = _visit(app, client, pitch_deck, receiver.url, "ada@example.com")
     later = _ended(app, visit_id)
     with app.app_context():
@@ -121,7 +140,7 @@ def test_a_visit_that_ended_is_posted_once_with_its_summary(app, client, pitch_d
     assert v["questions"] == [{"slide": 2, "question": "Who are the founders?", "answered": False}]
 
 
-def test_failed_deliveries_are_retried_with_back_off(app, client, pitch_deck):
+def test_failed_deliveries_are_retried_with_back_off(app, client, pitch_deck, allow_private):
     with Receiver([500, 503]) as receiver:
         visit_id = _visit(app, client, pitch_deck, receiver.url)
         t = _ended(app, visit_id)
@@ -140,7 +159,7 @@ def test_failed_deliveries_are_retried_with_back_off(app, client, pitch_deck):
         assert len(receiver.bodies) == 3 and all(b["visit"]["id"] == visit_id for b in receiver.bodies)
 
 
-def test_an_unreachable_receiver_is_retried_then_given_up(app, client, pitch_deck):
+def test_an_unreachable_receiver_is_retried_then_given_up(app, client, pitch_deck, allow_private):
     url = f"http://127.0.0.1:{free_port()}/nobody-listens"
     visit_id = _visit(app, client, pitch_deck, url)
     t = _ended(app, visit_id)
@@ -153,7 +172,9 @@ def test_an_unreachable_receiver_is_retried_then_given_up(app, client, pitch_dec
         assert db.session.get(Visit, visit_id).notified_at is None
 
 
-def test_links_without_webhook_and_old_visits_are_left_alone(app, client, pitch_deck, receiver):
+def test_links_without_webhook_and_old_visits_are_left_alone(
+    app, client, pitch_deck, receiver, allow_private
+):
     with app.app_context():
         token = sharing.create_link(db.session.get(Deck, pitch_deck)).token
     client.get(f"/s/{token}")
@@ -163,7 +184,7 @@ def test_links_without_webhook_and_old_visits_are_left_alone(app, client, pitch_
     assert receiver.bodies == []
 
 
-def test_only_one_sweeper_claims_a_visit(app, client, pitch_deck, receiver):
+def test_only_one_sweeper_claims_a_visit(app, client, pitch_deck, receiver, allow_private):
     visit_id = _visit(app, client, pitch_deck, receiver.url)
     t = _ended(app, visit_id)
     with app.app_context():
@@ -176,7 +197,7 @@ def test_only_one_sweeper_claims_a_visit(app, client, pitch_deck, receiver):
         ]  # a dead claim lapses
 
 
-def test_cli_notify_delivers_due_visits(app, client, pitch_deck, receiver, runner):
+def test_cli_notify_delivers_due_visits(app, client, pitch_deck, receiver, runner, allow_private):
     visit_id = _visit(app, client, pitch_deck, receiver.url)
     with app.app_context():
         db.session.get(Visit, visit_id).last_seen_at = utcnow() - timedelta(minutes=45)
@@ -220,9 +241,169 @@ def test_webhook_url_rule(url, ok):
     assert notify.valid_webhook_url(url) is ok
 
 
-def test_redirects_are_not_followed(app, client, pitch_deck):
+def test_redirects_are_not_followed(app, client, pitch_deck, allow_private):
     with Receiver([302]) as receiver:
         visit_id = _visit(app, client, pitch_deck, receiver.url)
         with app.app_context():
             [done] = notify.sweep(IDLE, now=_ended(app, visit_id))
         assert (done.ok, done.error) == (False, "HTTP 302") and len(receiver.bodies) == 1
+
+
+PRIVATE_TARGETS = [
+    "http://127.0.0.1:8080/x",
+    "http://10.1.2.3/x",
+    "http://169.254.169.254/latest/meta-data",
+    "http://[::1]/x",
+    "http://localhost:8080/x",
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_TARGETS)
+def test_the_link_form_refuses_private_and_local_targets(client, owner, pitch_deck, app, url):
+    login(client)
+    form = {"label": "inside", "expires_in": "", "webhook_url": url}
+    page = client.post(f"/decks/{pitch_deck}/links", data=form, follow_redirects=True).data
+    assert b"could not be created" in page and b"private or local address" in page, url
+    assert b"DECKCHAT_WEBHOOK_ALLOW_PRIVATE=1" in page
+    with app.app_context():
+        assert db.session.scalars(db.select(ShareLink)).all() == []
+
+
+def test_an_unresolvable_host_is_accepted_and_the_owner_sees_its_secret(client, owner, pitch_deck, app):
+    login(client)
+    form = {"label": "public", "expires_in": "", "webhook_url": "https://hooks.example.com/x"}
+    assert client.post(f"/decks/{pitch_deck}/links", data=form).status_code == 303
+    with app.app_context():
+        [link] = db.session.scalars(db.select(ShareLink)).all()
+        secret = link.webhook_secret
+    assert link.webhook_url == "https://hooks.example.com/x" and re.fullmatch(r"[0-9a-f]{64}", secret)
+    page = client.get(f"/decks/{pitch_deck}").data.decode()
+    assert "Webhook secret" in page and f'<code data-testid="webhook-secret">{secret}</code>' in page
+    # Only there: not in the analytics JSON nor the exports.
+    for path in ("/api/decks/{}/analytics", "/decks/{}/analytics/visits.csv",
+                 "/decks/{}/analytics/slides.csv"):
+        response = client.get(path.format(pitch_deck))
+        assert response.status_code == 200 and secret.encode() not in response.data, path
+
+
+@pytest.mark.parametrize(
+    "url, refused",
+    [
+        ("http://127.0.0.1:9/x", True),
+        ("http://[::ffff:10.0.0.1]/x", True),  # IPv4-mapped IPv6
+        ("http://2130706433/x", True),  # 127.0.0.1 written as one number
+        ("http://0.0.0.0/x", True),
+        ("http://224.0.0.1/x", True),  # multicast
+        ("http://[fe80::1]/x", True),
+        ("http://[fc00::1]/x", True),
+        ("http://100.64.0.1/x", True),  # carrier-grade NAT
+        ("http://8.8.8.8/x", False),
+        ("http://[2606:4700:4700::1111]/x", False),
+        ("https://hooks.example.com/x", False),  # does not resolve here: checked again when sent
+    ],
+)
+def test_private_target_rule(url, refused):
+    error = notify.private_target_error(url)
+    assert (error is not None) is refused, error
+    assert error is None or "private or local address" in error
+
+
+def test_a_private_target_is_not_delivered_to(app, client, pitch_deck, receiver):
+    """A link saved before the rule, or a name now resolving inside: nothing is sent, the visit says why."""
+    visit_id = _visit(app, client, pitch_deck, "https://hooks.example.com/x")
+    with app.app_context():
+        link = db.session.get(Visit, visit_id).link
+        link.webhook_url = receiver.url
+        db.session.commit()
+    t = _ended(app, visit_id)
+    with app.app_context():
+        [done] = notify.sweep(IDLE, now=t)
+        assert not done.ok and done.status is None and done.attempts == 1
+        assert "private or local address (127.0.0.1)" in done.error
+        visit = db.session.get(Visit, visit_id)
+        assert visit.notified_at is None and visit.notify_error == done.error
+        assert visit.notify_next_at == t + notify.backoff(1)  # retried like any failure
+    assert receiver.bodies == []
+
+
+def test_deliveries_are_signed_with_the_links_secret(app, client, pitch_deck, receiver, allow_private):
+    visit_id = _visit(app, client, pitch_deck, receiver.url)
+    with app.app_context():
+        secret = db.session.get(Visit, visit_id).link.webhook_secret
+        before = int(time.time())
+        [done] = notify.sweep(IDLE, now=_ended(app, visit_id))
+    assert done.ok and re.fullmatch(r"[0-9a-f]{64}", secret)
+    [raw], [headers] = receiver.raw, receiver.headers
+    timestamp = headers["X-DeckChat-Timestamp"]
+    assert before <= int(timestamp) <= time.time() + 1
+
+    def signature(body: bytes, key: str = secret) -> str:
+        """What a receiver computes (SECURITY.md): HMAC-SHA256 of "TIMESTAMP." + the raw body."""
+        return "sha256=" + hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+    sent = headers["X-DeckChat-Signature"]
+    assert hmac.compare_digest(signature(raw), sent)
+    tampered = raw.replace(b'"Seed fund"', b'"Seed funds"')
+    assert tampered != raw and not hmac.compare_digest(signature(tampered), sent)
+    assert not hmac.compare_digest(signature(raw, key="0" * 64), sent)
+    assert headers["User-Agent"] == notify.USER_AGENT
+
+
+def test_the_connection_goes_to_the_checked_address_under_the_urls_name(receiver):
+    """Against DNS rebinding: the socket opens to the checked address, the Host header keeps the name."""
+    port = receiver.server.server_address[1]
+    conn = notify._PinnedHTTP("hooks.example.com", port=port, timeout=5, addresses=["127.0.0.1"])
+    try:
+        conn.request("POST", "/hook", b"{}", {"Content-Type": "application/json"})
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    assert receiver.headers[0]["Host"] == f"hooks.example.com:{port}"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_https_to_the_checked_address_still_checks_the_name(tmp_path):
+    """TLS goes to the pinned address, yet SNI and the certificate check use the URL's host name."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=hooks.test",
+                    "-addext", "subjectAltName=DNS:hooks.test"], check=True, capture_output=True)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    names = []
+    server_context.sni_callback = lambda sock, name, ctx: names.append(name)
+    receiver = Receiver()
+    receiver.server.socket = server_context.wrap_socket(receiver.server.socket, server_side=True)
+    with receiver:
+        port = receiver.server.server_address[1]
+        for host, ok in (("hooks.test", True), ("other.test", False)):
+            conn = notify._PinnedHTTPS(host, port=port, timeout=5, addresses=["127.0.0.1"],
+                                       context=ssl.create_default_context(cafile=str(cert)))
+            try:
+                conn.request("POST", "/hook", b"{}", {"Content-Type": "application/json"})
+                assert ok and conn.getresponse().status == 200
+            except ssl.SSLCertVerificationError:
+                assert not ok
+            finally:
+                conn.close()
+    assert names[0] == "hooks.test" and receiver.headers[0]["Host"] == f"hooks.test:{port}"
+    assert len(receiver.bodies) == 1
+
+
+def test_migration_0005_gives_each_existing_webhook_its_own_secret(app, pitch_deck):
+    with app.app_context():
+        downgrade(revision="0004")
+        with db.engine.begin() as conn:
+            for token, url in (("t-hook-1", "https://a.example/h"), ("t-hook-2", "https://b.example/h"),
+                               ("t-plain", None), ("t-empty", "")):
+                conn.execute(
+                    text("INSERT INTO share_links (deck_id, token, label, require_email, allow_download, "
+                         "webhook_url, created_at) VALUES (:deck, :token, '', :no, :no, :url, :now)"),
+                    {"deck": pitch_deck, "token": token, "no": False, "url": url, "now": utcnow()},
+                )
+        upgrade()
+        with db.engine.connect() as conn:
+            secrets = dict(conn.execute(text("SELECT token, webhook_secret FROM share_links")).all())
+    assert all(re.fullmatch(r"[0-9a-f]{64}", secrets[t]) for t in ("t-hook-1", "t-hook-2"))
+    assert secrets["t-hook-1"] != secrets["t-hook-2"]
+    assert secrets["t-plain"] is None and secrets["t-empty"] is None

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import json
+import re
 
+import pytest
 from factories import REAL_PPTX
+
+from deckchat.extensions import db
+from deckchat.models import ShareLink
 
 
 def _json(result) -> dict:
@@ -67,5 +72,29 @@ def test_share_with_a_webhook_checks_the_url(runner, pitch_deck, app):
     bad = runner.invoke("deck", "share", str(pitch_deck), "--webhook", "ftp://example.com/x", "--json")
     assert bad.exit_code != 0 and "http" in bad.stderr
     good = _json(runner.invoke("deck", "share", str(pitch_deck), "--webhook", "https://hooks.example/v", "--json"))
+    assert re.fullmatch(r"[0-9a-f]{64}", good["webhook_secret"])
     with app.app_context():
-        assert find_link(good["token"]).webhook_url == "https://hooks.example/v"
+        link = find_link(good["token"])
+        assert (link.webhook_url, link.webhook_secret) == ("https://hooks.example/v", good["webhook_secret"])
+    plain = _json(runner.invoke("deck", "share", str(pitch_deck), "--json"))
+    assert "webhook_secret" not in plain
+    text = runner.invoke("deck", "share", str(pitch_deck), "--webhook", "https://hooks.example/w").stdout
+    assert re.search(r"^webhook secret: [0-9a-f]{64}$", text, re.MULTILINE)
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080/x", "http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
+    "http://localhost:8080/x",
+])
+def test_share_refuses_a_webhook_to_a_private_or_local_address(runner, pitch_deck, app, url):
+    result = runner.invoke("deck", "share", str(pitch_deck), "--webhook", url, "--json")
+    assert result.exit_code != 0 and result.stdout == ""
+    assert "private or local address" in result.stderr and "DECKCHAT_WEBHOOK_ALLOW_PRIVATE=1" in result.stderr
+    with app.app_context():
+        assert db.session.scalars(db.select(ShareLink)).all() == []
+
+
+def test_share_allows_a_private_webhook_when_configured(runner, pitch_deck, app):
+    app.config["WEBHOOK_ALLOW_PRIVATE"] = True  # an on-premises receiver
+    out = _json(runner.invoke("deck", "share", str(pitch_deck), "--webhook", "http://10.1.2.3/x", "--json"))
+    assert re.fullmatch(r"[0-9a-f]{64}", out["webhook_secret"])
