@@ -15,10 +15,20 @@ _STOPWORDS = frozenset(
     "our that the their this to was we what when where which who why will with you your".split()
 )
 NO_ANSWER = "I could not find anything about that in this deck."
+# A line of code or markup ("font-size: 1.5em;", "<h1>", "x = 1"): quoted only when it shares several words
+# with the question (a question about that very code), never as filler.
+_CODE = re.compile(r"[{};<>]|^\s*[\w.-]+\s*[:=]\s*\S+\s*;?\s*$")
+MIN_WORDS = 3  # shorter pieces ("1.", "Questions?") say nothing on their own
 
 
 def _terms(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
+    """Content words of a text (single characters such as "1" or "a" match too much to count)."""
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1}
+
+
+def _closed(sentence: str) -> str:
+    """A sentence with a full stop unless it already ends in punctuation (code keeps its own)."""
+    return sentence + "." if sentence[-1:].isalnum() else sentence
 
 
 def split_sentences(text: str) -> list[str]:
@@ -50,24 +60,38 @@ class ExtractiveEngine(Engine):
         self.max_passages, self.sentences, self.max_sentences = max_passages, sentences_per_passage, max_sentences
 
     def answer(self, question: str, passages: list[tuple[str, str, float]]) -> str:
-        """The answer text for a question and its retrieved (source, text, score) passages."""
+        """The answer text for a question and its retrieved (source, text, score) passages.
+
+        Only sentences that share words with the question are quoted, the best passage's best one first;
+        when none does, the best passage's first sentence of prose stands alone (retrieval found it, so it is
+        the likeliest answer). Fragments are never quoted, and lines of code only for a question about them.
+        """
         q = _terms(question)
         ranked = sorted(passages, key=lambda p: (-float(p[2]), -len(q & _terms(p[1])), p[0]))[: self.max_passages]
         candidates = []  # (words shared with the question, passage rank, position, sentence)
         for rank, (_source, text, _score) in enumerate(ranked):
             for pos, sentence in enumerate(split_sentences(text)):
-                candidates.append((len(q & _terms(sentence)), rank, pos, sentence))
+                shared = len(q & _terms(sentence))
+                if len(_WORD.findall(sentence.lower())) < MIN_WORDS or (_CODE.search(sentence) and shared < 2):
+                    continue
+                candidates.append((shared, rank, pos, sentence))
         if not candidates:
             return NO_ANSWER
-        # The best passage always speaks first; others add only sentences that share words with the question.
-        best = max((c for c in candidates if c[1] == 0), key=lambda c: (c[0], -c[2]), default=candidates[0])
-        chosen = [best] + sorted((c for c in candidates if c is not best and c[0] > 0),
+        matching = [c for c in candidates if c[0] > 0]
+        if not matching:
+            best = min(candidates, key=lambda c: (c[1], c[2]))
+            return _closed(best[3])
+        # The best passage speaks first when it has a matching sentence; others add their best matches.
+        first = [c for c in matching if c[1] == 0] or matching
+        best = max(first, key=lambda c: (c[0], -c[1], -c[2]))
+        floor = max(1, best[0] // 2)  # companions must match at least half as well
+        chosen = [best] + sorted((c for c in matching if c is not best and c[0] >= floor),
                                  key=lambda c: (-c[0], c[1], c[2]))[: self.max_sentences - 1]
         seen, parts = set(), []
         for c in sorted(chosen, key=lambda c: (c[1], c[2])):
             if c[3].lower() not in seen:
                 seen.add(c[3].lower())
-                parts.append(c[3] if c[3].endswith((".", "!", "?")) else c[3] + ".")
+                parts.append(_closed(c[3]))
         return " ".join(parts)
 
     def submit(self, request: GenerationRequest) -> Stream:

@@ -266,6 +266,20 @@ def test_extractive_engine_quotes_the_best_passages():
     assert engine.generate(GenerationRequest(question="Anything?")).text == NO_ANSWER
 
 
+def test_extractive_engine_quotes_no_fragments_and_code_only_when_asked_about_it():
+    engine = ExtractiveEngine()
+    passages = [
+        ("slide:15", "Styling text\nfont-size: 1.5em;\nEm sizes scale with the parent element's font.\n1.", 0.5),
+        ("slide:3", "We are a team of 12 engineers.\nfont-size: 3em;", 0.4),
+    ]
+    # "1." and the CSS lines are not prose: a question about the team quotes the team sentence only.
+    assert engine.answer("How big is the team?", passages) == "We are a team of 12 engineers."
+    # Nothing shares a word with the question: the best passage's first prose sentence stands alone.
+    assert engine.answer("Quick question 1?", passages) == "Em sizes scale with the parent element's font."
+    # A question about the code itself gets the code, with its own punctuation.
+    assert engine.answer("How do I set the font size?", passages).startswith("font-size: 1.5em; Em sizes")
+
+
 def test_cli_models_list_info_and_generate(runner, tiny_models):
     listed = runner.invoke("models", "list", "--json")
     assert listed.exit_code == 0 and "gpt2-xl" in {m["name"] for m in json.loads(listed.stdout)["models"]}
