@@ -12,7 +12,6 @@ setup:
 
 demo: setup
 	$(PY) -m deckchat demo --host $(HOST) --port $(PORT)
-	$(PY) -m deckchat serve --host $(HOST) --port $(PORT)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,6 +1,7 @@
-"""`deckchat init`, `user create`, `deck import/share` and `demo`."""
+"""`deckchat init`, `user create`, `deck import/share/rename` and `demo`."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -9,7 +10,7 @@ from flask_migrate import upgrade
 
 from ..domain import sharing
 from ..domain.accounts import AccountError, create_user, find_user
-from ..domain.decks import ImportLimits, import_deck, read_document, read_text_upload
+from ..domain.decks import ImportLimits, import_deck, read_document, read_text_upload, rename_deck
 from ..domain.ingest import UploadError
 from ..extensions import db
 from ..ml.indexing import reindex
@@ -50,9 +51,9 @@ def deck() -> None:
     """Decks: import and share."""
 
 
-def _read_text(path: Path | None, label: str) -> str | None:
+def _read_text(path: Path | None, label: str, field: str) -> str | None:
     """Text of an optional file given on the command line."""
-    return read_text_upload(path.read_bytes(), label) if path else None
+    return read_text_upload(path.read_bytes(), label, field) if path else None
 
 
 @deck.command("import")
@@ -73,8 +74,8 @@ def deck_import(slides_file, owner, title, notes, faq, docs, no_index, as_json) 
         documents = [read_document(p.name, p) for p in docs]
         new, warnings = import_deck(
             owner=owner_user, instance_path=current_app.instance_path, slides_path=slides_file,
-            filename=slides_file.name, title=title, notes_md=_read_text(notes, "speaker notes"),
-            faq_md=_read_text(faq, "FAQ"), documents=documents, limits=ImportLimits.from_config(current_app.config),
+            filename=slides_file.name, title=title, notes_md=_read_text(notes, "speaker notes", "notes"),
+            faq_md=_read_text(faq, "FAQ", "faq"), documents=documents, limits=ImportLimits.from_config(current_app.config),
         )
     except UploadError as exc:
         fail(str(exc))
@@ -123,12 +124,40 @@ def deck_share(deck_id, password, expires_in, require_email, allow_download, lab
     emit(out, as_json, text)
 
 
+@deck.command("rename")
+@click.argument("deck_id", type=int)
+@click.argument("title")
+@click.option("--json", "as_json", is_flag=True)
+def deck_rename(deck_id: int, title: str, as_json: bool) -> None:
+    """Give a deck a new title (1 to 200 characters; surrounding spaces are dropped)."""
+    target = get_deck(deck_id)
+    old = target.title
+    try:
+        changed = rename_deck(target, title)
+    except ValueError as exc:
+        fail(str(exc))
+    warnings: list[str] = []
+    if changed:
+        from ..ml.index import read_manifest  # noqa: PLC0415
+        from ..ml.indexing import index_root  # noqa: PLC0415
+
+        if read_manifest(target.id, index_root(current_app.instance_path)) is not None:  # its fingerprint has the title
+            warnings = reindex(target.id, current_app.instance_path, current_app.config["EMBED_MODEL"])
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    emit({"deck_id": target.id, "title": target.title, "previous_title": old, "changed": changed}, as_json,
+         f"Renamed deck {target.id} to “{target.title}”" if changed else f"Deck {target.id} is already “{old}”")
+
+
 @main.command("demo")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8000, type=int)
+@click.option("--serve/--no-serve", default=None,
+              help="Start the server afterwards (the default, except with --json, which prints one object and exits).")
 @click.option("--json", "as_json", is_flag=True)
-def demo_cmd(host: str, port: int, as_json: bool) -> None:
-    """Prepare the demo: database, an owner, the demo deck and a share link; print how to open them."""
+@click.pass_context
+def demo_cmd(ctx: click.Context, host: str, port: int, serve: bool | None, as_json: bool) -> None:
+    """Prepare the demo (database, an owner, the demo deck, a share link), print how to open it, then serve it."""
     import secrets  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
@@ -161,11 +190,19 @@ def demo_cmd(host: str, port: int, as_json: bool) -> None:
     info = {"url": f"{base}/login", "email": email, "password": password, "deck_id": existing.id,
             "share_url": f"{base}/s/{link.token}", "chat_engine": describe_engine(current_app.config),
             "warnings": warnings}
+    if serve is None:
+        serve = not as_json  # a script that asked for JSON reads one object and goes on
     emit(info, as_json, "\n".join([
         "Deck Chat demo is ready.",
         f"  Owner login:  {info['url']}  email {email}  password {password}",
         f"  Share link:   {info['share_url']}",
         f"  Chat engine:  {info['chat_engine']}",
         *[f"  Note: {w}" for w in warnings],
-        "Starting the server (Ctrl+C stops it)...",
+        "Starting the server (Ctrl+C stops it)..." if serve else
+        f"Start the server with: python -m deckchat serve --host {host} --port {port}",
     ]))
+    if serve:
+        from .serve import serve_cmd  # noqa: PLC0415
+
+        sys.stdout.flush()
+        ctx.invoke(serve_cmd, host=host, port=port)

@@ -36,14 +36,17 @@ class ImportLimits:
                    cfg["SOFFICE"])
 
 
-def read_text_upload(data: bytes, label: str) -> str:
-    """Decode an uploaded text file, refusing binary content."""
+def read_text_upload(data: bytes, label: str, field: str = "notes") -> str:
+    """Decode an uploaded text file, refusing binary content; errors name the form `field` they concern."""
+    for magic, kind in ((ingest.PDF_MAGIC, "a PDF"), (ingest.ZIP_MAGIC, "an Office file or zip archive")):
+        if data.startswith(magic):
+            raise UploadError(f"The {label} must be Markdown or plain text (.md, .txt); this file is {kind}.", field)
     if b"\x00" in data[:8192]:
-        raise UploadError(f"The {label} is not a text file.")
+        raise UploadError(f"The {label} is not a text file.", field)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UploadError(f"The {label} is not UTF-8 text.") from exc
+        raise UploadError(f"The {label} is not UTF-8 text.", field) from exc
 
 
 def read_document(filename: str, path: Path) -> DocumentContent:
@@ -51,16 +54,22 @@ def read_document(filename: str, path: Path) -> DocumentContent:
     suffix = Path(filename).suffix.lower()
     kind = DOC_KINDS.get(suffix)
     if kind is None:
-        raise UploadError(f"{filename}: documents must be Markdown (.md), text (.txt) or PDF (.pdf).")
+        raise UploadError(f"{filename}: documents must be Markdown (.md), text (.txt) or PDF (.pdf).", "documents")
     data = path.read_bytes()
-    if kind == "pdf":
-        if not data.startswith(ingest.PDF_MAGIC):
-            raise UploadError(f"{filename}: the file is not a PDF.")
-        text = ingest.pdf_text(path)
-    else:
-        text = read_text_upload(data, f"document {filename}")
+    if not data:
+        raise UploadError(f"{filename}: the file is empty.", "documents")
+    try:
+        if kind == "pdf":
+            if not data.startswith(ingest.PDF_MAGIC):
+                raise UploadError(f"{filename}: the file is not a PDF.")
+            text = ingest.pdf_text(path)
+        else:
+            text = read_text_upload(data, f"document {filename}")
+    except UploadError as exc:
+        exc.field = "documents"
+        raise
     if not text.strip():
-        raise UploadError(f"{filename}: the document has no text.")
+        raise UploadError(f"{filename}: the document has no text.", "documents")
     return DocumentContent(safe_name(filename), kind, text)
 
 
@@ -97,11 +106,13 @@ def import_deck(
     limits = limits or ImportLimits()
     warnings: list[str] = []
     kind = ingest.detect_kind(slides_path)
+    document_title = ""
     if kind == "pptx":
         ingest.check_archive(slides_path, limits.max_unzipped)
         slides = ingest.extract_pptx_slides(slides_path)
         if not slides:
             raise UploadError("The presentation has no slides.")
+        document_title = ingest.pptx_document_title(slides_path)
     else:
         slides = ingest.extract_pdf_slides(slides_path, limits.max_slides)
     if len(slides) > limits.max_slides:
@@ -121,7 +132,7 @@ def import_deck(
         if render_note:
             warnings.append(render_note)
         deck = Deck(
-            owner=owner, title=(title or "").strip()[:200] or _default_title(filename, slides),
+            owner=owner, title=(title or "").strip()[:200] or _default_title(filename, slides, document_title),
             source_filename=safe_name(filename), source_kind=kind, storage_key=key,
             slide_count=len(slides), render_note=render_note,
         )
@@ -148,12 +159,15 @@ def parse_faq(faq_md: str) -> list[FaqEntry]:
     try:
         return parse_faq_markdown(faq_md)
     except ValueError as exc:
-        raise UploadError(f"FAQ: {exc}") from exc
+        raise UploadError(f"FAQ: {exc}", "faq") from exc
 
 
-def _default_title(filename: str, slides: list[SlideContent]) -> str:
-    """The first slide's title, else the file name without its extension."""
-    return (slides[0].title if slides and slides[0].title else Path(safe_name(filename)).stem)[:200]
+def _default_title(filename: str, slides: list[SlideContent], document_title: str = "") -> str:
+    """The title set in the file's properties, else the first slide's title, else the file name made readable."""
+    for title in (document_title, slides[0].title if slides else ""):
+        if title.strip():
+            return title.strip()[:200]
+    return ingest.pretty_stem(safe_name(filename))[:200] or "Untitled deck"
 
 
 def merge_notes(slides: list[SlideContent], notes_md: str | None) -> list[SlideContent]:
@@ -163,10 +177,10 @@ def merge_notes(slides: list[SlideContent], notes_md: str | None) -> list[SlideC
     try:
         notes = parse_notes_markdown(notes_md)
     except ValueError as exc:
-        raise UploadError(f"Speaker notes: {exc}") from exc
+        raise UploadError(f"Speaker notes: {exc}", "notes") from exc
     beyond = sorted(n for n in notes if not 1 <= n <= len(slides))
     if beyond:
-        raise UploadError(f"Speaker notes name slide {beyond[0]}, but the deck has {len(slides)} slides.")
+        raise UploadError(f"Speaker notes name slide {beyond[0]}, but the deck has {len(slides)} slides.", "notes")
     return [SlideContent(s.number, s.title, s.text, notes.get(s.number, s.notes)) for s in slides]
 
 
@@ -187,6 +201,29 @@ def _render(kind: str, path: Path, slides: list[SlideContent], out: Path, limits
         # Hidden or odd slides can make LibreOffice's page count differ; keep numbering honest.
         ingest.render_placeholders(slides[rendered:], out, limits.width, limits.thumb_width)
     return None
+
+
+TITLE_MAX = 200
+
+
+def clean_title(title: str) -> str:
+    """A deck title as stored: whitespace (line breaks too) collapsed, no control characters; ValueError if empty or long."""
+    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in title or "").split())
+    if not cleaned:
+        raise ValueError("The title cannot be empty.")
+    if len(cleaned) > TITLE_MAX:
+        raise ValueError(f"The title can be at most {TITLE_MAX} characters.")
+    return cleaned
+
+
+def rename_deck(deck: Deck, title: str) -> bool:
+    """Give a deck a new title; return whether it changed. The title is plain text: pages escape it."""
+    cleaned = clean_title(title)
+    if cleaned == deck.title:
+        return False
+    deck.title = cleaned
+    db.session.commit()
+    return True
 
 
 def delete_deck(deck: Deck, instance_path: str | Path) -> None:

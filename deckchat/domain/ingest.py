@@ -1,17 +1,27 @@
 """Reading uploads: content-type checks, PDF/PPTX text extraction and slide image rendering."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .content import SlideContent
 
 
 class UploadError(ValueError):
-    """An upload that cannot be used, with a message fit to show the presenter."""
+    """An upload that cannot be used, with a message fit to show the presenter.
+
+    `field` names the upload it concerns, so a form can show the message beside it: "slides" (the default),
+    "notes", "faq" or "documents".
+    """
+
+    def __init__(self, message: str, field: str = "slides"):
+        super().__init__(message)
+        self.field = field
 
 
 class RenderUnavailable(RuntimeError):
@@ -21,10 +31,15 @@ class RenderUnavailable(RuntimeError):
 PDF_MAGIC = b"%PDF-"
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_ZIP_RATIO = 200  # bytes out per byte in; real Office files stay far below, zip bombs far above
+TITLE_MAX = 120  # a title guessed from a page's text is cut here, at a word
+EXPLICIT_TITLE_MAX = 200  # a title the author set (PowerPoint title placeholder, document title)
+EMPTY_FILE = "The file is empty."
 
 
 def detect_kind(path: Path) -> str:
     """Return "pdf" or "pptx" from the file's content, never from its name."""
+    if path.stat().st_size == 0:
+        raise UploadError(EMPTY_FILE)
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head.startswith(PDF_MAGIC):
@@ -63,12 +78,156 @@ def check_archive(path: Path, max_unzipped: int) -> None:
         raise UploadError("The presentation is damaged (not a readable zip archive).") from exc
 
 
+def shorten_title(text: str, limit: int = TITLE_MAX) -> str:
+    """Whitespace collapsed to single spaces; past `limit`, cut at a word boundary with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def pretty_stem(filename: str) -> str:
+    """A title made from a file name: no extension, separators as spaces ("q3_board-deck.pdf": "Q3 board deck")."""
+    text = " ".join(re.sub(r"[_.]+|(?<=\S)-+(?=\S)|\s+-+\s+", " ", Path(filename).stem).split())
+    if text and text == text.lower():
+        text = text[0].upper() + text[1:]
+    return shorten_title(text, EXPLICIT_TITLE_MAX)
+
+
 def _first_line(text: str) -> str:
     """The first non-empty line, shortened to a title."""
     for line in text.splitlines():
         if line.strip():
-            return line.strip()[:300]
+            return shorten_title(line)
     return ""
+
+
+@dataclass
+class TextLine:
+    """One line of a PDF page's text layer with what tells a wrapped line from a new paragraph.
+
+    `text` keeps a trailing space: PDF exports (PowerPoint, LibreOffice, Word) draw the space where a line
+    wrapped, and pdfium keeps it. Sizes and boxes are in points (0 when unknown); y grows upwards.
+    """
+
+    text: str
+    size: float = 0.0
+    left: float = 0.0
+    bottom: float = 0.0
+    right: float = 0.0
+    top: float = 0.0
+    first_word: float = 0.0  # width of the line's first word
+
+    @property
+    def width(self) -> float:
+        return max(0.0, self.right - self.left)
+
+    @property
+    def has_box(self) -> bool:
+        return self.top > self.bottom
+
+
+def title_from_lines(lines: list[TextLine], limit: int = TITLE_MAX) -> str:
+    """The page's first paragraph: its first line with the lines it wrapped onto, up to a blank line or a clear break."""
+    lines = list(lines)
+    while lines and not lines[0].text.strip():
+        lines.pop(0)
+    if not lines:
+        return ""
+    block = [lines[0]]
+    for line in lines[1:]:
+        if not line.text.strip() or not _continues(block, line):
+            break
+        block.append(line)
+        if sum(len(b.text) for b in block) > limit:
+            break
+    return shorten_title(" ".join(b.text for b in block), limit)
+
+
+def _continues(block: list[TextLine], line: TextLine) -> bool:
+    """Whether `line` is the rest of a paragraph that wrapped (not a subtitle, body text or another box)."""
+    prev = block[-1]
+    if prev.size and line.size and abs(prev.size - line.size) > 0.15 * max(prev.size, line.size):
+        return False  # another font size: a subtitle or the body
+    soft_wrap = prev.text.endswith((" ", "\t"))
+    if not (prev.has_box and line.has_box):
+        return soft_wrap
+    height = max(prev.size, prev.top - prev.bottom, 1.0)
+    if line.top > prev.top or prev.bottom - line.top > 1.2 * height:
+        return False  # not right below: another text box, or a gap wider than a line
+    if soft_wrap:
+        return True
+    # No space drawn at the break: a line that goes on in lower case ("…website in" / "the browser") and whose
+    # first word would not have fitted on the line above wrapped; "Acme Robotics" / "Warehouse robots" did not.
+    if not line.text.lstrip()[:1].islower():
+        return False
+    widest = max(max(b.width for b in block), line.width)
+    return prev.width + line.first_word > widest
+
+
+def _pdf_lines(textpage, max_chars: int = 2000) -> list[TextLine]:
+    """The first lines of a page's text layer with their font size and bounding box."""
+    import pypdfium2.raw as pdfium_c  # noqa: PLC0415
+
+    lines: list[TextLine] = []
+    chars: list[str] = []
+    sizes: list[float] = []
+    boxes: list[tuple[float, float, float, float]] = []
+    word_right: float | None = None
+
+    def close() -> None:
+        nonlocal word_right
+        if boxes:
+            left, bottom = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            right, top = max(b[2] for b in boxes), max(b[3] for b in boxes)
+            first = (word_right if word_right is not None else right) - left
+            lines.append(TextLine("".join(chars), max(sizes), left, bottom, right, top, first))
+        else:
+            lines.append(TextLine("".join(chars), max(sizes, default=0.0)))
+        chars.clear()
+        sizes.clear()
+        boxes.clear()
+        word_right = None
+
+    count = min(textpage.count_chars(), max_chars)
+    previous = ""
+    for i in range(count):
+        code = pdfium_c.FPDFText_GetUnicode(textpage.raw, i) or 0x20
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # half of a UTF-16 pair: not storable text; a title can do without it
+        ch = chr(code)
+        if ch == "\n" and previous == "\r":
+            previous = ch
+            continue
+        previous = ch
+        if ch in "\r\n":
+            close()
+            continue
+        chars.append(ch)
+        if ch.isspace():
+            if boxes and word_right is None:
+                word_right = max(b[2] for b in boxes)
+            continue
+        left, bottom, right, top = textpage.get_charbox(i)
+        if right > left or top > bottom:
+            boxes.append((left, bottom, right, top))
+            sizes.append(float(pdfium_c.FPDFText_GetFontSize(textpage.raw, i)))
+    if chars:
+        close()
+    return lines
+
+
+def _pdf_page_title(textpage, text: str) -> str:
+    """The title of a PDF page: its first paragraph (geometry from pdfium; the plain text when that fails)."""
+    try:
+        lines = _pdf_lines(textpage)
+    except Exception:  # noqa: BLE001 - odd char data must not fail an import that has a text layer
+        lines = []
+    return title_from_lines(lines) or title_from_lines([TextLine(line) for line in text.split("\n")])
 
 
 def _open_pdf(path: Path):
@@ -107,9 +266,10 @@ def _pdf_slides(path: Path, max_slides: int) -> list[SlideContent]:
             page = pdf[i]
             textpage = page.get_textpage()
             text = textpage.get_text_bounded().replace("\r\n", "\n").replace("\r", "\n").strip()
+            title = _pdf_page_title(textpage, text) if text else ""
             textpage.close()
             page.close()
-            slides.append(SlideContent(i + 1, _first_line(text), text, ""))
+            slides.append(SlideContent(i + 1, title, text, ""))
         return slides
     finally:
         pdf.close()
@@ -140,14 +300,54 @@ def _read_pptx(path: Path) -> list[SlideContent]:
         parts: list[str] = []
         for shape in slide.shapes:
             parts.extend(_shape_text(shape))
-        title_shape = slide.shapes.title
-        title = title_shape.text.strip() if title_shape is not None and title_shape.has_text_frame else ""
         text = "\n".join(p for p in parts if p.strip())
         notes = ""
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
             notes = slide.notes_slide.notes_text_frame.text.strip()
-        slides.append(SlideContent(number, title or _first_line(text), text, notes))
+        slides.append(SlideContent(number, _pptx_title(slide, parts), text, notes))
     return slides
+
+
+def _pptx_title(slide, parts: list[str]) -> str:
+    """The title placeholder's whole text (its lines joined); else the slide's first block of text."""
+    shape = slide.shapes.title
+    if shape is not None and shape.has_text_frame:
+        title = shorten_title(shape.text_frame.text, EXPLICIT_TITLE_MAX)
+        if title:
+            return title
+    for part in parts:
+        if part.strip():
+            # A short block ("Introduction to" / "Git & GitHub") is a heading set on several lines: keep it whole.
+            if len(" ".join(part.split())) <= TITLE_MAX:
+                return shorten_title(part)
+            return _first_line(part)
+    return ""
+
+
+# What PowerPoint, Keynote and LibreOffice put in the document title when the author never set one.
+GENERIC_TITLES = {"powerpoint presentation", "presentation", "untitled", "untitled presentation", "slide 1",
+                  "title", "click to add title", "präsentation", "présentation"}
+
+
+def pptx_document_title(path: Path) -> str:
+    """The title in a PPTX file's document properties (docProps/core.xml), or "" when unset or generic."""
+    from lxml import etree  # noqa: PLC0415 - python-pptx's own XML library
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo("docProps/core.xml")
+            if info.file_size > 1_000_000:
+                return ""
+            data = zf.read(info)
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        root = etree.fromstring(data, parser)
+    except (KeyError, zipfile.BadZipFile, etree.XMLSyntaxError, OSError, ValueError):
+        return ""
+    found = root.find("{http://purl.org/dc/elements/1.1/}title")
+    title = shorten_title(found.text or "", EXPLICIT_TITLE_MAX) if found is not None else ""
+    if title.lower() in GENERIC_TITLES or re.fullmatch(r"(?i)presentation\s*\d*", title):
+        return ""
+    return title
 
 
 def _shape_text(shape) -> list[str]:
@@ -224,10 +424,32 @@ def render_placeholders(slides: list[SlideContent], out_dir: Path, width: int, t
     (out_dir / "slides").mkdir(parents=True, exist_ok=True)
     (out_dir / "thumbs").mkdir(parents=True, exist_ok=True)
     height = width * 9 // 16
+    size = max(16, width // 30)
     for slide in slides:
         image = Image.new("RGB", (width, height), "#f4f5f7")
         draw = ImageDraw.Draw(image)
-        draw.text((width // 12, height // 3), f"{slide.number}. {slide.title}"[:80], fill="#1d2433",
-                  font_size=max(16, width // 30))
+        lines = _wrap(draw, f"{slide.number}. {slide.title}", size, width * 10 // 12, max_lines=4)
+        draw.multiline_text((width // 12, height // 3), "\n".join(lines), fill="#1d2433", font_size=size,
+                            spacing=size // 3)
         image.save(out_dir / "slides" / f"{slide.number:03d}.png")
         image.resize((thumb_width, thumb_width * 9 // 16)).save(out_dir / "thumbs" / f"{slide.number:03d}.png")
+
+
+def _wrap(draw, text: str, size: int, max_width: int, max_lines: int) -> list[str]:
+    """Words of `text` in lines no wider than `max_width` pixels; an ellipsis ends what does not fit."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font_size=size) <= max_width:
+            lines[-1] = f"{lines[-1]} {word}"
+            continue
+        while draw.textlength(word, font_size=size) > max_width and len(word) > 1:  # a long URL: cut it
+            cut = len(word) - 1
+            while cut > 1 and draw.textlength(word[:cut], font_size=size) > max_width:
+                cut -= 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1].rstrip(" ,;:.") + "…"
+    return lines

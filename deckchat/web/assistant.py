@@ -11,7 +11,7 @@ from ..domain.decks import read_document, read_text_upload
 from ..domain.ingest import UploadError
 from ..ml.indexing import reindex
 from ..models import Deck
-from .forms import ConfirmForm, MaterialForm, PairForm, PersonaForm
+from .forms import ConfirmForm, MaterialForm, PairForm, PersonaForm, RenameForm
 from .guards import owner_deck
 
 bp = Blueprint("assistant", __name__, url_prefix="/decks")
@@ -30,9 +30,15 @@ def _reindex(deck: Deck) -> None:
 @bp.route("/<int:deck_id>/assistant")
 @owner_deck
 def settings(deck: Deck):
-    """The assistant's material, persona, guardrails and examples."""
+    """The deck's settings: its title, and the assistant's material, persona, guardrails and examples."""
+    return render_settings(deck)
+
+
+def render_settings(deck: Deck, rename: RenameForm | None = None) -> str:
+    """The settings page, with a rename form that may carry errors (re-shown after a refused rename)."""
     return render_template("owner/assistant.html", deck=deck, material=MaterialForm(), persona=PersonaForm(
-        persona=deck.persona or ""), pair=PairForm(), confirm=ConfirmForm())
+        persona=deck.persona or ""), pair=PairForm(), confirm=ConfirmForm(),
+        rename=rename or RenameForm(title=deck.title))
 
 
 @bp.route("/<int:deck_id>/material", methods=["POST"])

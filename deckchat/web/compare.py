@@ -28,7 +28,7 @@ class CompareForm(FlaskForm):
     runs = IntegerField("Runs per model", default=1, validators=[NumberRange(1, 5)])
     load_format = SelectField("Weights", default="auto", choices=[
         ("auto", "Real weights (the model must be on this machine)"),
-        ("dummy", "Random weights of the same architecture (speed and memory only)")])
+        ("dummy", "Random weights of the same architecture: a speed and memory test, not answer quality")])
     confirm_memory = BooleanField("Load each compared model beside the live model")
 
 
@@ -38,10 +38,12 @@ class VoteForm(FlaskForm):
     winner = RadioField("Better answer", choices=[(w, w) for w in comparisons.WINNERS])
 
 
-def model_choices() -> list[tuple[str, str]]:
-    """Models an owner may compare: the registry, the live model and those the operator allows."""
+NO_WEIGHTS = "weights not on this machine: random weights only"
+
+
+def model_names() -> list[str]:
+    """Models an owner may compare: the live model, those the operator allows, then the registry."""
     from ..ml.models import REGISTRY  # noqa: PLC0415
-    from ..ml.runtime import weights_available  # noqa: PLC0415
 
     # Folders must be named by the operator: owners must not make the server probe arbitrary paths.
     extra = current_app.config.get("COMPARE_MODELS", "")
@@ -49,14 +51,33 @@ def model_choices() -> list[tuple[str, str]]:
     if current_app.config.get("ENGINE") in ("hf", "local") and current_app.config.get("MODEL"):
         names.insert(0, current_app.config["MODEL"])
     names += [n for n in REGISTRY if n not in names]
-    return [(n, f"{os.path.basename(n.rstrip('/')) or n}" + ("" if weights_available(n) else
-                                                               " (weights not on this machine: random weights only)"))
-            for n in dict.fromkeys(names)]
+    return list(dict.fromkeys(names))
 
 
-def _form() -> CompareForm:
+def weights_on_this_machine(names: list[str]) -> dict[str, bool]:
+    """Whether each model's real weights are here (a local folder or the Hugging Face cache); nothing is fetched."""
+    from ..ml.runtime import weights_available  # noqa: PLC0415
+
+    return {n: weights_available(n) for n in names}
+
+
+def short_name(name: str) -> str:
+    return os.path.basename(name.rstrip("/")) or name
+
+
+def model_choices(available: dict[str, bool] | None = None) -> list[tuple[str, str]]:
+    """(name, label) of every model an owner may compare; the label says when only random weights can be used."""
+    names = model_names()
+    available = available if available is not None else weights_on_this_machine(names)
+    return [(n, short_name(n) + ("" if available.get(n) else f" ({NO_WEIGHTS})")) for n in names]
+
+
+def _form(available: dict[str, bool]) -> CompareForm:
     form = CompareForm()
-    form.models.choices = model_choices()
+    form.models.choices = model_choices(available)
+    if not request.form and not any(available.values()):
+        # Real weights would fail for every model: start from the test that can run here.
+        form.load_format.data = "dummy"
     return form
 
 
@@ -64,7 +85,9 @@ def _form() -> CompareForm:
 @owner_deck
 def index(deck: Deck):
     """The start form, what serves investors now, and this deck's comparisons."""
-    return render_template("owner/compare.html", deck=deck, form=_form(), live=compare_job.live_engine(current_app),
+    available = weights_on_this_machine(model_names())
+    return render_template("owner/compare.html", deck=deck, form=_form(available), available=available, no_weights=NO_WEIGHTS,
+                           live=compare_job.live_engine(current_app),
                            runs=comparisons.list_runs(deck), replay_count=comparisons.count_replay_questions(deck.id),
                            busy=compare_job.is_running() or comparisons.active_run() is not None)
 
@@ -73,7 +96,8 @@ def index(deck: Deck):
 @owner_deck
 def start(deck: Deck):
     """Start a comparison in the background (one at a time)."""
-    form = _form()
+    available = weights_on_this_machine(model_names())
+    form = _form(available)
     back = redirect(url_for("compare.index", deck_id=deck.id), 303)
     if not form.validate_on_submit():
         for errors in form.errors.values():
@@ -82,6 +106,13 @@ def start(deck: Deck):
     models = list(dict.fromkeys(form.models.data))
     if not models:
         flash("Choose at least one model.", "error")
+        return back
+    missing = [m for m in models if not available.get(m)]
+    if form.load_format.data != "dummy" and missing:
+        names = ", ".join(short_name(m) for m in missing)
+        flash(f"Real weights of {names} are not on this machine, and this server does not download models: "
+              f"choose “Random weights” for a speed and memory test, or ask the operator to put the model in a "
+              f"local folder and list it in DECKCHAT_COMPARE_MODELS.", "error")
         return back
     live = compare_job.live_engine(current_app)
     if live["needs_confirmation"] and not form.confirm_memory.data:
@@ -173,7 +204,10 @@ def vote(deck: Deck, run_id: int):
     run = _run_or_404(deck, run_id)
     ballot = comparisons.ballot(run) if run.status == "done" else None
     if ballot is None:
-        flash("There are no more pairs of answers to compare in this report.", "warning")
+        if len(run.models or []) < 2:
+            flash("Blind voting compares the answers of two models; this comparison ran only one.", "warning")
+        else:
+            flash("There are no more pairs of answers to compare in this report.", "warning")
         return redirect(url_for("compare.show", deck_id=deck.id, run_id=run.id), 303)
     question = run.report["questions"][ballot.question_index]
     left = comparisons.answer_text(run.report, ballot.left_model, ballot.question_index, ballot.left_run)

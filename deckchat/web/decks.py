@@ -5,17 +5,25 @@ import errno
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..domain import sharing
-from ..domain.decks import ImportLimits, delete_deck, import_deck, read_document, read_text_upload
-from ..domain.ingest import UploadError
+from ..domain import ingest, sharing
+from ..domain.decks import (
+    ImportLimits,
+    delete_deck,
+    import_deck,
+    parse_faq,
+    read_document,
+    read_text_upload,
+    rename_deck,
+)
+from ..domain.ingest import EMPTY_FILE, UploadError
 from ..extensions import db
-from ..models import Deck, ShareLink
 from ..ml.indexing import drop_index, reindex
+from ..models import Deck, ShareLink
 from .files import send_slide_image
-from .forms import ConfirmForm, LinkForm, UploadForm
+from .forms import ConfirmForm, LinkForm, RenameForm, UploadForm
 from .guards import owner_deck
 
 bp = Blueprint("decks", __name__, url_prefix="/decks")
@@ -39,8 +47,11 @@ def new_deck():
     if form.validate_on_submit():
         try:
             deck, warnings = _import_from_form(form)
+        except UploadErrors as exc:
+            for error in exc.errors:
+                _field_errors(form, error.field).append(str(error))
         except UploadError as exc:
-            form.slides.errors.append(str(exc))
+            _field_errors(form, exc.field).append(str(exc))
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -54,6 +65,22 @@ def new_deck():
     return render_template("owner/new_deck.html", form=form), 400 if form.errors else 200
 
 
+class UploadErrors(Exception):
+    """Several uploads of one form refused at once, so each field shows its own problem."""
+
+    def __init__(self, errors: list[UploadError]):
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+def _field_errors(form: UploadForm, name: str) -> list[str]:
+    """The error list of the upload field an error concerns (the slides when it names none of them)."""
+    field = form[name] if name in ("slides", "notes", "faq", "documents") else form.slides
+    if not isinstance(field.errors, list):
+        field.errors = list(field.errors)
+    return field.errors
+
+
 def _import_from_form(form: UploadForm):
     """Save the uploads to a private temporary folder and import them."""
     tmp_root = Path(current_app.instance_path) / "tmp"
@@ -61,15 +88,30 @@ def _import_from_form(form: UploadForm):
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
         slides_path = Path(tmp) / "slides.upload"
         form.slides.data.save(slides_path)
-        notes = _text_field(form.notes.data, "speaker notes")
-        faq = _text_field(form.faq.data, "FAQ")
+        problems: list[UploadError] = []
+
+        def check(read, *args):
+            """Run one reader; keep its error to report with the others' instead of stopping at the first."""
+            try:
+                return read(*args)
+            except UploadError as exc:
+                problems.append(exc)
+                return None
+
+        check(ingest.detect_kind, slides_path)
+        notes = check(_text_field, form.notes.data, "speaker notes", "notes")
+        faq = check(_text_field, form.faq.data, "FAQ", "faq")
+        if faq:
+            check(parse_faq, faq)
         documents = []
         for i, upload in enumerate(form.documents.data or []):
             if not upload or not upload.filename:
                 continue
             doc_path = Path(tmp) / f"doc-{i}.upload"
             upload.save(doc_path)
-            documents.append(read_document(upload.filename, doc_path))
+            documents.append(check(read_document, upload.filename, doc_path))
+        if problems:
+            raise UploadErrors(problems)
         deck, warnings = import_deck(
             owner=current_user, instance_path=current_app.instance_path, slides_path=slides_path,
             filename=form.slides.data.filename or "slides", title=form.title.data, notes_md=notes,
@@ -79,18 +121,22 @@ def _import_from_form(form: UploadForm):
     return deck, warnings
 
 
-def _text_field(upload, label: str) -> str | None:
-    """Text of an optional uploaded text file."""
+def _text_field(upload, label: str, field: str) -> str | None:
+    """Text of an optional uploaded text file; errors name the form field."""
     if not upload or not getattr(upload, "filename", ""):
         return None
-    return read_text_upload(upload.read(), label)
+    data = upload.read()
+    if not data:
+        raise UploadError(EMPTY_FILE, field)
+    return read_text_upload(data, label, field)
 
 
 @bp.route("/<int:deck_id>")
 @owner_deck
 def detail(deck: Deck):
     """A deck's slides, notes, documents and links."""
-    return render_template("owner/deck.html", deck=deck, link_form=LinkForm(), confirm=ConfirmForm())
+    return render_template("owner/deck.html", deck=deck, link_form=LinkForm(), confirm=ConfirmForm(),
+                           rename=RenameForm(title=deck.title))
 
 
 @bp.route("/<int:deck_id>/links", methods=["POST"])
@@ -125,6 +171,52 @@ def revoke_link(deck: Deck, link_id: int):
     sharing.revoke_link(link)
     flash("Link revoked: it now answers “gone”.")
     return redirect(url_for("decks.detail", deck_id=deck.id), 303)
+
+
+@bp.route("/<int:deck_id>/rename", methods=["POST"])
+@owner_deck
+def rename(deck: Deck):
+    """Give a deck a new title (1 to 200 characters, stripped); investors see it on their next page."""
+    form = RenameForm()
+    from_settings = request.form.get("next") == "settings"
+    if not form.validate_on_submit():
+        if form.errors.keys() - {"title"}:
+            flash("The deck was not renamed: the form expired; reload the page and try again.", "error")
+        elif not from_settings:  # the deck page shows no field errors of this form: say it in a message
+            flash("The deck was not renamed: " + " ".join(form.title.errors), "error")
+        if from_settings:
+            from .assistant import render_settings  # noqa: PLC0415 - the settings page lives with the assistant's
+
+            return render_settings(deck, rename=form), 400
+        return render_template("owner/deck.html", deck=deck, link_form=LinkForm(), confirm=ConfirmForm(),
+                               rename=form), 400
+    old = deck.title
+    try:
+        changed = rename_deck(deck, form.title.data)
+    except ValueError as exc:  # a title of only control characters
+        flash(f"The deck was not renamed: {exc}", "error")
+        return redirect(_back(deck, from_settings), 303)
+    if changed:
+        for warning in reindex_if_indexed(deck.id):
+            flash(warning, "warning")
+        flash(f"Renamed “{old}” to “{deck.title}”.")
+    else:
+        flash("The title is unchanged.")
+    return redirect(_back(deck, from_settings), 303)
+
+
+def _back(deck: Deck, from_settings: bool) -> str:
+    return url_for("assistant.settings" if from_settings else "decks.detail", deck_id=deck.id)
+
+
+def reindex_if_indexed(deck_id: int) -> list[str]:
+    """Rebuild a deck's chat index when it has one (its fingerprint covers the title); else the first question builds it."""
+    from ..ml.index import read_manifest  # noqa: PLC0415 - the index module loads numpy
+    from ..ml.indexing import index_root  # noqa: PLC0415
+
+    if read_manifest(deck_id, index_root(current_app.instance_path)) is None:
+        return []
+    return reindex(deck_id, current_app.instance_path, current_app.config["EMBED_MODEL"])
 
 
 @bp.route("/<int:deck_id>/delete", methods=["POST"])

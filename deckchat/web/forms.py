@@ -22,14 +22,32 @@ class SignupForm(FlaskForm):
         DataRequired(), Length(min=8, max=200, message="The password must have at least 8 characters.")])
 
 
+# What each upload accepts, for the file pickers (the server checks the content regardless).
+ACCEPT_SLIDES = ".pdf,.pptx,application/pdf,application/vnd.openxmlformats-officedocument.presentationml.presentation"
+ACCEPT_TEXT = ".md,.markdown,.txt,text/markdown,text/plain"
+ACCEPT_DOCUMENTS = ".md,.markdown,.txt,.pdf,text/markdown,text/plain,application/pdf"
+TITLE_MAX = 200
+
+
 class UploadForm(FlaskForm):
     """A new deck with its optional notes, FAQ and documents."""
 
-    title = StringField("Title", validators=[Optional(), Length(max=200)])
-    slides = FileField("Slides (PDF or PPTX)", validators=[FileRequired("Choose a PDF or PPTX file.")])
-    notes = FileField("Speaker notes (Markdown, '## Slide N' headings)")
-    faq = FileField("FAQ (Markdown, one '##' heading per question)")
-    documents = MultipleFileField("Other documents (Markdown, text or PDF)")
+    title = StringField("Title", validators=[Optional(), Length(max=TITLE_MAX)],
+                        render_kw={"maxlength": TITLE_MAX, "placeholder": "Leave empty to use the title in the file"})
+    slides = FileField("Slides (PDF or PPTX)", validators=[FileRequired("Choose a PDF or PPTX file.")],
+                       render_kw={"accept": ACCEPT_SLIDES})
+    notes = FileField("Speaker notes (Markdown, '## Slide N' headings)", render_kw={"accept": ACCEPT_TEXT})
+    faq = FileField("FAQ (Markdown, one '##' heading per question)", render_kw={"accept": ACCEPT_TEXT})
+    documents = MultipleFileField("Other documents (Markdown, text or PDF)", render_kw={"accept": ACCEPT_DOCUMENTS})
+
+
+class RenameForm(FlaskForm):
+    """A deck's new title (1 to 200 characters once stripped)."""
+
+    title = StringField("Title", filters=[lambda value: value.strip() if isinstance(value, str) else value],
+                        validators=[DataRequired("The title cannot be empty."),
+                                    Length(max=TITLE_MAX, message=f"The title can be at most {TITLE_MAX} characters.")],
+                        render_kw={"maxlength": TITLE_MAX, "required": True})
 
 
 class LinkForm(FlaskForm):
@@ -62,9 +80,9 @@ class ConfirmForm(FlaskForm):
 class MaterialForm(FlaskForm):
     """New speaker notes, FAQ or documents for an existing deck."""
 
-    notes = FileField("Speaker notes (Markdown, '## Slide N')")
-    faq = FileField("FAQ (Markdown; replaces the current FAQ)")
-    documents = MultipleFileField("Documents (Markdown, text or PDF)")
+    notes = FileField("Speaker notes (Markdown, '## Slide N')", render_kw={"accept": ACCEPT_TEXT})
+    faq = FileField("FAQ (Markdown; replaces the current FAQ)", render_kw={"accept": ACCEPT_TEXT})
+    documents = MultipleFileField("Documents (Markdown, text or PDF)", render_kw={"accept": ACCEPT_DOCUMENTS})
 
 
 class PersonaForm(FlaskForm):

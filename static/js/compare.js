@@ -29,3 +29,19 @@ async function poll() {
 }
 
 if (card) window.setTimeout(poll, 500);
+
+// Start form: real weights only work for models whose weights are on this machine (data-weights="1").
+// Follow the chosen models with the weights setting until the owner picks one by hand.
+const loadFormat = document.querySelector("[data-testid=compare-load-format]");
+const modelBoxes = Array.from(document.querySelectorAll("[data-testid=compare-models] input[data-weights]"));
+if (loadFormat && modelBoxes.length) {
+  let chosenByHand = false;
+  loadFormat.addEventListener("change", () => { chosenByHand = true; });
+  const follow = () => {
+    if (chosenByHand) return;
+    const checked = modelBoxes.filter((box) => box.checked);
+    if (!checked.length) return;
+    loadFormat.value = checked.every((box) => box.dataset.weights === "1") ? "auto" : "dummy";
+  };
+  modelBoxes.forEach((box) => box.addEventListener("change", follow));
+}

@@ -162,3 +162,94 @@ def test_documents_are_checked_by_name_and_content(tmp_path):
     good.write_text("# Whitepaper\n\nOur gripper.")
     doc = read_document("../../white.md", good)
     assert doc.filename == "white.md" and doc.kind == "md"
+
+
+# Titles ---------------------------------------------------------------------------------------------------------
+
+REAL_GIT_PPTX = REAL_PPTX.parent / "ms_workshop_intro_git_github_slides.pptx"
+
+
+def test_empty_slides_file_says_it_is_empty(app, owner, tmp_path):
+    empty = tmp_path / "deck.pdf"
+    empty.write_bytes(b"")
+    with pytest.raises(UploadError, match=r"^The file is empty\.$") as caught:
+        _import(app, owner, empty)
+    assert caught.value.field == "slides"
+    _nothing_stored(app)
+
+
+def test_errors_name_the_upload_they_concern(app, owner, pitch_files):
+    with pytest.raises(UploadError) as notes:
+        _import(app, owner, pitch_files["pdf"], notes_md="## Slide 9\nToo far")
+    with pytest.raises(UploadError) as faq:
+        _import(app, owner, pitch_files["pdf"], faq_md="Just text, no headings")
+    assert (notes.value.field, faq.value.field) == ("notes", "faq")
+
+
+def test_a_pdf_title_wrapped_over_lines_is_read_whole(tmp_path):
+    # PowerPoint's PDF export draws the space where a title wrapped; the next box ("Presented by:") is not the title.
+    pdf = tmp_path / "deck.pdf"
+    pdf.write_bytes(make_pdf(["Create a resume website in \nthe browser using \ngithub.dev and GitHub Pages\nPresented by:",
+                              "Add your skills, education, and \nabout you\nList your skills"]))
+    slides = extract_pdf_slides(pdf)
+    assert [s.title for s in slides] == ["Create a resume website in the browser using github.dev and GitHub Pages",
+                                         "Add your skills, education, and about you"]
+
+
+def test_a_pdf_title_wrapped_without_a_drawn_space_is_joined_by_geometry(tmp_path):
+    pdf = tmp_path / "deck.pdf"
+    pdf.write_bytes(make_pdf(["Warehouse robots that pick anything at\nall\nBody", "Acme Robotics\nWarehouse robots"]))
+    assert [s.title for s in extract_pdf_slides(pdf)] == ["Warehouse robots that pick anything at all", "Acme Robotics"]
+
+
+def test_a_long_pdf_title_is_cut_at_a_word_with_an_ellipsis(tmp_path):
+    words = "word " * 60
+    pdf = tmp_path / "deck.pdf"
+    pdf.write_bytes(make_pdf([words]))
+    title = extract_pdf_slides(pdf)[0].title
+    assert len(title) <= 120 and title.endswith("word…")
+
+
+def test_title_lines_break_at_another_font_size_or_a_blank_line():
+    from deckchat.domain.ingest import TextLine, title_from_lines
+
+    big = TextLine("Our traction ", 40, 60, 400, 300, 440, 100)
+    small = TextLine("12 customers", 20, 60, 370, 200, 390, 40)
+    assert title_from_lines([big, small]) == "Our traction"
+    assert title_from_lines([TextLine(""), TextLine("First "), TextLine(""), TextLine("Second")]) == "First"
+    assert title_from_lines([TextLine("Wrapped "), TextLine("title"), TextLine("Body")]) == "Wrapped title"
+
+
+@pytest.mark.skipif(not REAL_PPTX.exists(), reason="real test deck not present in ../shared/testdata/real")
+def test_real_pptx_titles_are_whole_and_the_deck_title_comes_from_the_file(app, owner):
+    from deckchat.domain.ingest import extract_pptx_slides
+
+    titles = [s.title for s in extract_pptx_slides(REAL_PPTX)]
+    assert titles[0] == "Create a resume website in the browser using github.dev and GitHub Pages"
+    assert titles[11] == "Add your skills, education, and about you" and titles[9] == "HTML Lists"
+    deck_id, _ = _import(app, owner, REAL_PPTX)
+    with app.app_context():  # no title given: the one in the file's properties
+        assert db.session.get(Deck, deck_id).title == (
+            "Create a resume website in the Browser using github.dev and GitHub Pages")
+
+
+@pytest.mark.skipif(not REAL_GIT_PPTX.exists(), reason="real test deck not present in ../shared/testdata/real")
+def test_real_pptx_without_title_placeholders_or_a_set_title(app, owner):
+    from deckchat.domain.ingest import extract_pptx_slides, pptx_document_title
+
+    titles = [s.title for s in extract_pptx_slides(REAL_GIT_PPTX)]
+    assert titles[0] == "Introduction to Git & GitHub & Version Control"  # a heading in a text box, on two lines
+    assert titles[3] == "This Idea of a safe point is exactly What Version Control is"  # a line break inside the title
+    assert titles[1] == "Agenda" and titles[9] == "Exercise – Install and Configure Git"
+    assert pptx_document_title(REAL_GIT_PPTX) == ""  # "PowerPoint Presentation" is PowerPoint's default, not a title
+    deck_id, _ = _import(app, owner, REAL_GIT_PPTX)
+    with app.app_context():
+        assert db.session.get(Deck, deck_id).title == "Introduction to Git & GitHub & Version Control"
+
+
+def test_deck_title_falls_back_to_a_readable_file_name(app, owner, tmp_path):
+    pdf = tmp_path / "q3_board-deck.pdf"
+    pdf.write_bytes(make_pdf(["", "Second page"]))
+    deck_id, _ = _import(app, owner, pdf)
+    with app.app_context():
+        assert db.session.get(Deck, deck_id).title == "Q3 board deck"

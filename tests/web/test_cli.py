@@ -98,3 +98,55 @@ def test_share_allows_a_private_webhook_when_configured(runner, pitch_deck, app)
     app.config["WEBHOOK_ALLOW_PRIVATE"] = True  # an on-premises receiver
     out = _json(runner.invoke("deck", "share", str(pitch_deck), "--webhook", "http://10.1.2.3/x", "--json"))
     assert re.fullmatch(r"[0-9a-f]{64}", out["webhook_secret"])
+
+
+def test_deck_rename(runner, pitch_deck, app):
+    out = _json(runner.invoke("deck", "rename", str(pitch_deck), "  Acme <Series A>  ", "--json"))
+    assert out == {"deck_id": pitch_deck, "title": "Acme <Series A>", "previous_title": "Acme Robotics", "changed": True}
+    again = runner.invoke("deck", "rename", str(pitch_deck), "Acme <Series A>")
+    assert again.exit_code == 0 and "already" in again.stdout
+    for args in (("deck", "rename", str(pitch_deck), "   "), ("deck", "rename", str(pitch_deck), "x" * 201),
+                 ("deck", "rename", "999", "Title")):
+        result = runner.invoke(*args, "--json")
+        assert result.exit_code != 0 and result.stdout == "", args
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, (args, result.stderr)
+    with app.app_context():
+        from deckchat.models import Deck
+
+        assert db.session.get(Deck, pitch_deck).title == "Acme <Series A>"
+
+
+@pytest.fixture
+def quick_demo(monkeypatch):
+    """`deckchat demo` without building the chat index, and with the server start recorded instead of run."""
+    import os
+
+    from deckchat.cli import decks as deck_commands
+
+    monkeypatch.setattr(deck_commands, "reindex", lambda *a, **k: [])
+    started = []
+
+    def execve(path, args, env):
+        started.append((args, env))
+        raise SystemExit(0)  # execve never returns: neither may this
+
+    monkeypatch.setattr(os, "execve", execve)
+    return started
+
+
+def test_demo_starts_the_server_it_announces(runner, quick_demo):
+    result = runner.invoke("demo", "--port", "8123")
+    assert result.exit_code == 0, result.stderr
+    assert "Starting the server (Ctrl+C stops it)..." in result.stdout
+    assert len(quick_demo) == 1
+    args, env = quick_demo[0]
+    assert "gunicorn" in args and env["DECKCHAT_BIND"] == "127.0.0.1:8123"
+
+
+def test_demo_with_json_or_no_serve_only_prepares(runner, quick_demo):
+    out = _json(runner.invoke("demo", "--json"))
+    assert out["share_url"].startswith("http://127.0.0.1:8000/s/") and out["email"] == "demo@deckchat.local"
+    result = runner.invoke("demo", "--no-serve")
+    assert result.exit_code == 0 and "Starting the server" not in result.stdout
+    assert "Start the server with: python -m deckchat serve --host 127.0.0.1 --port 8000" in result.stdout
+    assert quick_demo == []
