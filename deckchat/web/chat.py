@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from ..domain import chatlog
 from ..domain.decks import deck_content
 from ..extensions import limiter
-from ..ml.chain import ChatAnswer, DeckChain
+from ..ml.chain import ChatAnswer, ChatPlan, DeckChain
 from ..ml.engine import EngineBusy, EngineError
 from ..ml.prompts import PromptTooLong
 from ..ml.runtime import EngineNotReady, get_runtime
@@ -18,6 +18,11 @@ from .viewer import accessible_link
 
 log = logging.getLogger(__name__)
 bp = Blueprint("chat", __name__, url_prefix="/s")
+
+TOO_MANY_QUESTIONS = "Too many questions at once. Please wait a moment and ask again."
+LINK_TOO_BUSY = "This link is getting too many questions right now. Please wait a moment and ask again."
+TOO_MANY_CLICKS = "Too many requests at once. Please wait a moment and try again."
+PASSAGE_CHARS = 600  # how much of a cited passage the answer's source carries
 
 
 def _visitor_key() -> str:
@@ -48,8 +53,8 @@ def make_chain() -> DeckChain:
 
 
 @bp.route("/<token>/chat", methods=["POST"])
-@limiter.limit(_visitor_limit, key_func=_visitor_key, error_message="Too many questions at once.")
-@limiter.limit(_link_limit, key_func=_link_key, error_message="This link is getting too many questions.")
+@limiter.limit(_visitor_limit, key_func=_visitor_key, error_message=TOO_MANY_QUESTIONS)
+@limiter.limit(_link_limit, key_func=_link_key, error_message=LINK_TOO_BUSY)
 def ask(token: str):
     """Answer a question about the deck as a stream: `delta` events, then `done` (or `error`)."""
     link = accessible_link(token)
@@ -72,8 +77,12 @@ def ask(token: str):
         deltas = chain.stream(plan, holder)
         first = next(deltas, "")  # submit now, so a full queue is a 503 rather than a broken stream
     except (EngineBusy, EngineNotReady) as exc:
-        response = jsonify(error=str(exc))
-        response.status_code, response.headers["Retry-After"] = 503, str(exc.retry_after)
+        wait = int(exc.retry_after)
+        unit = "second" if wait == 1 else "seconds"
+        message = (f"The assistant is starting up; try again in {wait} {unit}." if isinstance(exc, EngineNotReady)
+                   else f"The assistant is busy; try again in {wait} {unit}.")
+        response = jsonify(error=message, status=503, retry_after=wait)
+        response.status_code, response.headers["Retry-After"] = 503, str(wait)
         return response
     except PromptTooLong as exc:
         return jsonify(error=str(exc)), 400
@@ -108,12 +117,36 @@ def ask(token: str):
             yield _sse("error", {"message": f"The answer was interrupted: {error}", "exchange": exchange.id})
         else:
             yield _sse("done", {"exchange": exchange.id, "kind": answer.kind, "answerable": answer.answerable,
-                                "sources": answer.sources, "text": answer.text})
+                                "sources": with_passages(answer.sources, plan), "text": answer.text})
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass the stream through unbuffered
     return response
+
+
+def _clip(text: str, limit: int = PASSAGE_CHARS) -> str:
+    """A passage cut to about `limit` characters, at a word boundary, with an ellipsis when cut."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit * 0.7 else cut).rstrip(" ,;:.-") + "…"
+
+
+def with_passages(sources: list[dict], plan: ChatPlan) -> list[dict]:
+    """The answer's sources for the browser, each with the text the answer used (`passage`, plain text,
+    at most ~600 characters; the page renders it as text). The stored sources stay without it."""
+    texts = {source: text for source, text, _score in plan.passages}
+    out = []
+    for source in sources:
+        name = source.get("source", "")
+        passage = texts.get(name)
+        if passage is None and plan.kind == "faq" and name.startswith("faq:"):
+            passage = plan.fixed_answer  # the FAQ's own answer is the passage
+        out.append({**source, "passage": _clip(passage) if passage else None})
+    return out
 
 
 def _friendly(exc: Exception) -> str:
@@ -127,7 +160,7 @@ def _friendly(exc: Exception) -> str:
 
 
 @bp.route("/<token>/chat/<int:exchange_id>/feedback", methods=["POST"])
-@limiter.limit(_visitor_limit, key_func=_visitor_key)
+@limiter.limit(_visitor_limit, key_func=_visitor_key, error_message=TOO_MANY_CLICKS)
 def feedback(token: str, exchange_id: int):
     """Thumbs up or down on an answer of this visit."""
     link = accessible_link(token)

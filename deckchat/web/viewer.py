@@ -3,13 +3,26 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import select
 
 from ..domain import sharing, tracking
-from ..extensions import limiter
-from ..models import ShareLink
+from ..domain.chatlog import MAX_QUESTION_CHARS as QUESTION_MAX
+from ..extensions import db, limiter
+from ..models import FaqItem, ShareLink
 from .files import send_original, send_slide_image
 from .forms import UnlockForm
+from .setup import wants_json
 
 bp = Blueprint("viewer", __name__, url_prefix="/s")
 
@@ -18,6 +31,9 @@ GONE = {
     "revoked": ("Link revoked", "The presenter has revoked this link. Ask them for a new one."),
     "expired": ("Link expired", "This link has expired. Ask the presenter for a new one."),
 }
+GONE_JSON = "This link is no longer active. Ask the presenter for a new one."
+LOCKED = "This link now asks for a password or email. Reload the page to unlock it."
+EXAMPLE_QUESTIONS = ("What problem does this solve?", "How big is the market?", "Who is on the team?")
 
 
 def _link_or_error(token: str) -> ShareLink:
@@ -27,6 +43,8 @@ def _link_or_error(token: str) -> ShareLink:
         abort(404, "This link does not exist. Check that you copied all of it.")
     state = link.state()
     if state != "active":
+        if wants_json():  # chat, feedback and scripted calls read {"error": ...}, not a page
+            abort(410, GONE_JSON)
         title, message = GONE[state]
         abort(make_response(render_template("viewer/gone.html", title=title, message=message), 410))
     return link
@@ -49,7 +67,7 @@ def accessible_link(token: str) -> ShareLink:
     """The link, if this browser may see its slides; 403 otherwise."""
     link = _link_or_error(token)
     if _needs_unlock(link):
-        abort(403, "Unlock the link first.")
+        abort(403, LOCKED if wants_json() else "Unlock the link first.")
     return link
 
 
@@ -64,7 +82,8 @@ def open_link(token: str):
     visit = tracking.start_visit(link, visitor, grant.get("email"), request.headers.get("User-Agent", ""))
     response = make_response(render_template(
         "viewer/viewer.html", link=link, deck=link.deck, visit=visit,
-        heartbeat=current_app.config["HEARTBEAT_SECONDS"],
+        heartbeat=current_app.config["HEARTBEAT_SECONDS"], examples=example_questions(link.deck_id),
+        question_max=QUESTION_MAX,
     ))
     response.headers["Cache-Control"] = "no-store"
     response.set_cookie(VISITOR_COOKIE, visitor, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
@@ -72,12 +91,23 @@ def open_link(token: str):
     return response
 
 
+def example_questions(deck_id: int, limit: int = 3) -> list[str]:
+    """Questions to offer on the empty chat: the deck's first FAQ questions, else generic ones."""
+    rows = db.session.scalars(
+        select(FaqItem.question).where(FaqItem.deck_id == deck_id).order_by(FaqItem.position, FaqItem.id)
+        .limit(limit)
+    )
+    questions = [" ".join(q.split())[:QUESTION_MAX] for q in rows if q and q.strip()]
+    return questions or list(EXAMPLE_QUESTIONS[:limit])
+
+
 def _unlock_limit() -> str:
     return current_app.config["UNLOCK_RATE_LIMIT"]
 
 
 @bp.route("/<token>", methods=["POST"])
-@limiter.limit(_unlock_limit, key_func=lambda: f"{request.remote_addr}:{request.view_args.get('token')}")
+@limiter.limit(_unlock_limit, key_func=lambda: f"{request.remote_addr}:{request.view_args.get('token')}",
+               error_message="Too many tries. Wait a minute, then try again.")
 def unlock(token: str):
     """Check the password and/or take the email; wrong answers get 401 or 400 with the form again."""
     link = _link_or_error(token)

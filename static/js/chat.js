@@ -3,17 +3,34 @@
 
 const panel = document.getElementById("chat");
 const viewer = document.getElementById("viewer");
+const scroller = panel.querySelector(".chat-scroll");
 const log = panel.querySelector(".chat-log");
+const empty = panel.querySelector('[data-testid="chat-empty"]');
 const form = panel.querySelector(".chat-form");
 const input = panel.querySelector('[data-testid="chat-input"]');
 const send = panel.querySelector('[data-testid="chat-send"]');
+const count = panel.querySelector('[data-testid="chat-count"]');
+const note = panel.querySelector('[data-testid="chat-note"]');
+const status = panel.querySelector('[data-testid="chat-status"]');
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
+const maxChars = Number(input.getAttribute("maxlength")) || 1000;
+const WARN_AT = 0.9; // the counter turns to a warning at 90% of the limit
+
+let busy = false;       // a question is being answered
+let waitUntil = 0;      // Date.now() before which the server has asked us not to send (429/503)
+let closed = false;     // the link is gone or locked: no more questions from this page
+let waitTimer = null;
+let turnCount = 0;
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+function scrollToEnd() {
+  scroller.scrollTop = scroller.scrollHeight;
 }
 
 function currentSlide() {
@@ -27,12 +44,151 @@ function sourceLabel(source) {
   return source.source;
 }
 
+function passageHeading(source) {
+  if (source.source.startsWith("faq:")) return ["From the FAQ", source.source.slice(4)];
+  if (source.source.startsWith("doc:")) return ["From a document", sourceLabel(source)];
+  return ["Cited passage", sourceLabel(source)];
+}
+
+// ---- the send button, the counter and the paste note --------------------------------------------
+
+function updateSend() {
+  send.disabled = busy || closed || Date.now() < waitUntil;
+}
+
+function updateCount() {
+  const length = input.value.length;
+  count.textContent = `${length}/${maxChars}`;
+  count.classList.toggle("near", length >= maxChars * WARN_AT && length < maxChars);
+  count.classList.toggle("full", length >= maxChars);
+  if (length < maxChars && note.dataset.kind === "limit") setNote("");
+  else if (length >= maxChars && !note.textContent) {
+    setNote(`Questions can be at most ${maxChars.toLocaleString()} characters.`, "limit");
+  }
+}
+
+function setNote(text, kind = "") {
+  note.textContent = text;
+  note.dataset.kind = kind;
+}
+
+input.addEventListener("input", updateCount);
+input.addEventListener("paste", (event) => {
+  const pasted = (event.clipboardData || window.clipboardData)?.getData("text") || "";
+  const kept = input.value.length - (input.selectionEnd - input.selectionStart);
+  const room = Math.max(0, maxChars - kept);
+  if (pasted.length > room) {
+    // The browser keeps only what fits (maxlength); say so instead of cutting silently.
+    requestAnimationFrame(() => {
+      setNote(`Your paste was ${pasted.length.toLocaleString()} characters; only the first `
+        + `${room.toLocaleString()} fit. Questions can be at most ${maxChars.toLocaleString()} characters.`,
+      "paste");
+      updateCount();
+    });
+  }
+});
+
+// ---- retry waits (429, 503) and a closed link (410, 403) ----------------------------------------
+
+function waitFor(seconds) {
+  waitUntil = Math.max(waitUntil, Date.now() + seconds * 1000);
+  clearInterval(waitTimer);
+  const tick = () => {
+    const left = Math.ceil((waitUntil - Date.now()) / 1000);
+    if (left <= 0 || closed) {
+      clearInterval(waitTimer);
+      waitTimer = null;
+      if (!closed) {
+        status.hidden = true;
+        status.textContent = "";
+      }
+      updateSend();
+      return;
+    }
+    status.hidden = false;
+    status.classList.remove("gone");
+    status.textContent = `You can ask again in ${left} second${left === 1 ? "" : "s"}.`;
+    updateSend();
+  };
+  tick();
+  waitTimer = setInterval(tick, 1000);
+}
+
+function closeChat(message) {
+  closed = true;
+  clearInterval(waitTimer);
+  input.disabled = true;
+  input.placeholder = "Questions are closed for this link.";
+  panel.querySelectorAll('[data-testid="chat-example"]').forEach((b) => { b.disabled = true; });
+  panel.querySelectorAll(".chat-examples, .chat-examples-label").forEach((node) => { node.hidden = true; });
+  status.hidden = false;
+  status.classList.add("gone");
+  status.textContent = message;
+  updateSend();
+}
+
+document.addEventListener("deck:link-gone", (event) => {
+  if (!closed) closeChat(event.detail.message);
+});
+
+function retrySeconds(response, body) {
+  const header = Number(response.headers.get("Retry-After"));
+  const fromBody = Number(body && body.retry_after);
+  const seconds = Number.isFinite(header) && header > 0 ? header : fromBody;
+  return Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds) : 0;
+}
+
+async function showHttpError(response, answer, question) {
+  let body = null;
+  try { body = await response.json(); } catch (e) { /* not JSON: a proxy's page */ }
+  let message = (body && typeof body.error === "string" && body.error)
+    || "The assistant could not answer right now. Please try again in a moment.";
+  const code = response.status;
+  if (code === 429 || code === 503) {
+    // The message says why; the status line under the log counts down to when asking works again.
+    answer.textContent = message;
+    if (!input.value) {
+      input.value = question; // keep the question, so asking again is one click
+      updateCount();
+    }
+    waitFor(retrySeconds(response, body) || (code === 429 ? 60 : 5));
+  } else if (code === 410) {
+    answer.textContent = message;
+    if (window.deckViewer && window.deckViewer.linkGone) window.deckViewer.linkGone(message);
+    closeChat(message);
+  } else if (code === 403) {
+    answer.textContent = message;
+    closeChat(message);
+  } else {
+    answer.textContent = message;
+  }
+  answer.classList.add("error");
+}
+
+// ---- sources and their passages -----------------------------------------------------------------
+
 function renderSources(item, sources) {
   if (!sources.length) return;
+  turnCount += 1;
   const list = el("div", "chat-sources");
   list.append(el("span", "muted", "Sources:"));
-  for (const source of sources) {
-    const chip = el("button", "chip", sourceLabel(source));
+  const passage = el("div", "chat-passage");
+  passage.id = `chat-passage-${turnCount}`;
+  passage.dataset.testid = "chat-passage";
+  passage.hidden = true;
+  passage.setAttribute("role", "region");
+  let openChip = null;
+
+  function close() {
+    if (openChip) openChip.setAttribute("aria-expanded", "false");
+    openChip = null;
+    passage.hidden = true;
+    passage.replaceChildren();
+  }
+
+  sources.forEach((source) => {
+    const label = sourceLabel(source);
+    const chip = el("button", "chip", label);
     chip.type = "button";
     chip.dataset.testid = "chat-source";
     chip.dataset.source = source.source;
@@ -41,11 +197,47 @@ function renderSources(item, sources) {
       chip.title = `Show slide ${source.slide}`;
       chip.addEventListener("click", () => window.deckViewer.show(source.slide));
     } else {
-      chip.disabled = true;
+      chip.classList.add("chip-passage");
+      chip.setAttribute("aria-expanded", "false");
+      chip.setAttribute("aria-controls", passage.id);
+      chip.title = "Show the cited passage";
+      chip.addEventListener("click", () => {
+        if (openChip === chip) {
+          close();
+          return;
+        }
+        close();
+        openChip = chip;
+        chip.setAttribute("aria-expanded", "true");
+        passage.setAttribute("aria-label", `Passage cited from ${label}`);
+        const [kind, title] = passageHeading(source);
+        const head = el("div", "chat-passage-head");
+        head.append(el("span", "chat-passage-kind", kind));
+        const hide = el("button", "chat-passage-close", "Hide");
+        hide.type = "button";
+        hide.setAttribute("aria-label", "Hide the cited passage");
+        hide.addEventListener("click", () => { close(); chip.focus(); });
+        head.append(hide);
+        const heading = el("p", "chat-passage-title", title);
+        const text = source.passage
+          ? el("blockquote", "chat-passage-text", source.passage)
+          : el("p", "chat-passage-text muted", "The cited text is not available for this answer.");
+        text.dataset.testid = "chat-passage-text";
+        passage.replaceChildren(head, heading, text);
+        passage.hidden = false;
+        passage.scrollIntoView({ block: "nearest" });
+      });
     }
     list.append(chip);
-  }
-  item.append(list);
+  });
+  passage.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && openChip) {
+      const chip = openChip;
+      close();
+      chip.focus();
+    }
+  });
+  item.append(list, passage);
 }
 
 function renderFeedback(item, exchangeId) {
@@ -58,13 +250,23 @@ function renderFeedback(item, exchangeId) {
     button.setAttribute("aria-label", value > 0 ? "Helpful" : "Not helpful");
     button.addEventListener("click", async () => {
       const url = panel.dataset.feedbackUrl.replace(/\/0\/feedback$/, `/${exchangeId}/feedback`);
-      const response = await fetch(url, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: JSON.stringify({ visit: viewer.dataset.visit, value }),
-      });
+      let response;
+      try {
+        response = await fetch(url, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
+          body: JSON.stringify({ visit: viewer.dataset.visit, value }),
+        });
+      } catch (e) {
+        return;
+      }
       if (response.ok) {
         bar.replaceChildren(el("span", "muted", value > 0 ? "Thanks!" : "Thanks — the presenter will see this."));
+      } else if (response.status === 410) {
+        let message = "This link is no longer active. Ask the presenter for a new one.";
+        try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
+        if (window.deckViewer && window.deckViewer.linkGone) window.deckViewer.linkGone(message);
+        closeChat(message);
       }
     });
     bar.append(button);
@@ -97,14 +299,16 @@ async function* sseEvents(response) {
 
 async function ask(question) {
   const slide = currentSlide();
+  if (empty) empty.hidden = true;
   const item = el("li", "chat-turn");
   item.append(el("p", "chat-question", question));
   const answer = el("p", "chat-answer pending");
   answer.dataset.testid = "chat-answer";
   item.append(answer);
   log.append(item);
-  log.scrollTop = log.scrollHeight;
-  send.disabled = true;
+  scrollToEnd();
+  busy = true;
+  updateSend();
   try {
     const response = await fetch(panel.dataset.askUrl, {
       method: "POST",
@@ -112,16 +316,13 @@ async function ask(question) {
       body: JSON.stringify({ question, slide, visit: viewer.dataset.visit }),
     });
     if (!response.ok) {
-      let message = `The assistant could not answer (${response.status}).`;
-      try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
-      answer.textContent = message;
-      answer.classList.add("error");
+      await showHttpError(response, answer, question);
       return;
     }
     for await (const { event, data } of sseEvents(response)) {
       if (event === "delta") {
         answer.textContent += data.text;
-        log.scrollTop = log.scrollHeight;
+        scrollToEnd();
       } else if (event === "done") {
         answer.textContent = data.text;
         if (!data.answerable) item.classList.add("unanswered");
@@ -137,17 +338,25 @@ async function ask(question) {
     answer.classList.add("error");
   } finally {
     answer.classList.remove("pending");
-    send.disabled = false;
-    log.scrollTop = log.scrollHeight;
+    busy = false;
+    updateSend();
+    scrollToEnd();
   }
+}
+
+function submitQuestion(text) {
+  const question = text.trim();
+  if (!question || busy || closed || Date.now() < waitUntil) return false;
+  input.value = "";
+  setNote("");
+  updateCount();
+  ask(question);
+  return true;
 }
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  const question = input.value.trim();
-  if (!question) return;
-  input.value = "";
-  ask(question);
+  submitQuestion(input.value);
 });
 input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) {
@@ -155,3 +364,12 @@ input.addEventListener("keydown", (event) => {
     form.requestSubmit();
   }
 });
+panel.querySelectorAll('[data-testid="chat-example"]').forEach((button) => {
+  button.addEventListener("click", () => {
+    const question = button.dataset.question || button.textContent;
+    input.value = question; // shown in the box for a moment, then sent like a typed question
+    updateCount();
+    submitQuestion(question);
+  });
+});
+updateCount();

@@ -11,6 +11,14 @@ const slideUrl = (n) => root.dataset.slideUrl.replace(/0\.png$/, `${n}.png`);
 const image = root.querySelector('[data-testid="slide-image"]');
 const counter = root.querySelector('[data-testid="slide-number"]');
 const thumbs = [...root.querySelectorAll(".thumb")];
+const slideError = root.querySelector('[data-testid="slide-error"]');
+const slideErrorText = root.querySelector('[data-testid="slide-error-text"]');
+const banner = root.querySelector('[data-testid="link-gone-banner"]');
+const retry = root.querySelector('[data-testid="slide-retry"]');
+const SLIDE_FAILED = "This slide could not be loaded. The link may have been revoked or expired.";
+const LINK_GONE = "This link is no longer active. Ask the presenter for a new one.";
+let gone = false;
+let heartbeat = null;
 
 function newKey() {
   // crypto.randomUUID exists only in secure contexts; getRandomValues works everywhere.
@@ -28,6 +36,7 @@ function stayTotal() {
 }
 
 function report() {
+  if (gone) return; // nothing more to record once the link is revoked or expired
   const body = JSON.stringify({ visit: visitKey, view: stayKey, slide: current, visible_ms: Math.round(stayTotal()) });
   // text/plain keeps the beacon a "simple" request; the server parses the JSON body anyway.
   const blob = new Blob([body], { type: "text/plain" });
@@ -43,15 +52,55 @@ function show(n) {
   stayKey = newKey();
   visibleMs = 0;
   visibleSince = document.visibilityState === "visible" ? performance.now() : null;
+  slideError.hidden = true;
+  image.classList.remove("failed");
   image.src = slideUrl(n);
   image.alt = `Slide ${n}`;
   counter.textContent = String(n);
   thumbs.forEach((t) => t.classList.toggle("current", Number(t.dataset.slide) === n));
   thumbs[n - 1]?.scrollIntoView({ block: "nearest", inline: "nearest" });
-  if (n < count) new Image().src = slideUrl(n + 1);
+  if (n < count && !gone) new Image().src = slideUrl(n + 1);
   report(); // open the new stay at once so even a short look is recorded
   document.dispatchEvent(new CustomEvent("deck:slide", { detail: { slide: n } }));
 }
+
+// ---- a slide that does not load, and a link that is no longer active ---------------------------
+
+function linkGone(message) {
+  if (!gone) {
+    gone = true;
+    clearInterval(heartbeat);
+    document.dispatchEvent(new CustomEvent("deck:link-gone", { detail: { message: message || LINK_GONE } }));
+  }
+  banner.textContent = message || LINK_GONE;
+  banner.hidden = false;
+  retry.hidden = true; // a revoked or expired link will not come back
+}
+
+async function slideFailed() {
+  const failedUrl = image.currentSrc || image.src;
+  image.classList.add("failed");
+  slideErrorText.textContent = SLIDE_FAILED;
+  slideError.hidden = false;
+  // Ask why: a revoked or expired link answers 410 for its slides.
+  try {
+    const response = await fetch(failedUrl, { method: "HEAD", cache: "no-store" });
+    if (response.status === 410) linkGone(LINK_GONE);
+  } catch (e) { /* offline: the message above still applies */ }
+}
+
+image.addEventListener("error", slideFailed);
+image.addEventListener("load", () => {
+  image.classList.remove("failed");
+  slideError.hidden = true;
+});
+retry.addEventListener("click", () => {
+  slideError.hidden = true;
+  image.src = `${slideUrl(current)}?retry=${Date.now()}`;
+});
+thumbs.forEach((t) => {
+  t.querySelector("img")?.addEventListener("error", () => t.classList.add("broken"));
+});
 
 root.querySelector('[data-testid="next-slide"]').addEventListener("click", () => show(current + 1));
 root.querySelector('[data-testid="prev-slide"]').addEventListener("click", () => show(current - 1));
@@ -89,7 +138,8 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 window.addEventListener("pagehide", report);
-setInterval(() => { if (document.visibilityState === "visible") report(); }, heartbeatMs);
+heartbeat = setInterval(() => { if (document.visibilityState === "visible") report(); }, heartbeatMs);
 
-window.deckViewer = { show, current: () => current };
+window.deckViewer = { show, current: () => current, linkGone };
+if (image.complete && image.naturalWidth === 0 && image.getAttribute("src")) slideFailed(); // failed before this ran
 report();
