@@ -9,6 +9,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from contextlib import contextmanager
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -103,3 +104,31 @@ def screenshot(page, name: str) -> None:
     """Save a screenshot under test-artifacts/ for people to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+@contextmanager
+def watched_page(browser, **options):
+    """A page in its own browser context; the test fails on console errors and on requests leaving localhost."""
+    context = browser.new_context(**options)
+    page = context.new_page()
+    errors: list[str] = []
+    outside: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("request", lambda req: outside.append(req.url)
+            if urlsplit(req.url).hostname not in ("127.0.0.1", "localhost", None) else None)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == [], errors
+    assert outside == [], outside
+
+
+def browser_login(page, server, email="owner@example.com", password="password123") -> None:
+    """Sign in through the login page of a live server and wait for the deck list."""
+    page.goto(f"{server.url}/login")
+    page.get_by_test_id("login-email").fill(email)
+    page.get_by_test_id("login-password").fill(password)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{server.url}/decks/")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from urllib.parse import urlsplit
 
 import pytest
+from clients import watched_page
 
 
 CHROMIUM = os.environ.get("DECKCHAT_CHROMIUM", "/usr/bin/chromium")
@@ -30,15 +30,5 @@ def browser():
 @pytest.fixture
 def page(browser):
     """A fresh page; fails the test on console errors or on any request leaving localhost."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    errors: list[str] = []
-    outside: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("request", lambda req: outside.append(req.url)
-            if urlsplit(req.url).hostname not in ("127.0.0.1", "localhost", None) else None)
-    yield page
-    context.close()
-    assert errors == [], errors
-    assert outside == [], outside
+    with watched_page(browser, viewport={"width": 1280, "height": 800}) as page:
+        yield page

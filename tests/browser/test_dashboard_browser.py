@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from analytics_history import history, store
-from clients import screenshot
+from clients import browser_login, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -32,16 +32,8 @@ def dashboard(live_deck, monkeypatch):
     return live_deck
 
 
-def _login(page, server) -> None:
-    page.goto(f"{server.url}/login")
-    page.get_by_test_id("login-email").fill("owner@example.com")
-    page.get_by_test_id("login-password").fill("password123")
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{server.url}/decks/")
-
-
 def test_dashboard_draws_its_charts(dashboard, page):
-    _login(page, dashboard)
+    browser_login(page, dashboard)
     page.goto(f"{dashboard.url}/decks/{dashboard.deck_id}/analytics")
     for name in ("funnel", "time"):
         chart = page.locator(f'[data-chart="{name}"][data-rendered="true"]')
@@ -67,7 +59,7 @@ def test_dashboard_draws_its_charts(dashboard, page):
 
 
 def test_visit_timeline_draws(dashboard, page):
-    _login(page, dashboard)
+    browser_login(page, dashboard)
     page.goto(f"{dashboard.url}/decks/{dashboard.deck_id}/analytics/visits/{dashboard.visit_ids[1]}")
     chart = page.locator('[data-chart="timeline"][data-rendered="true"]')
     chart.wait_for(timeout=30_000)
@@ -84,7 +76,7 @@ def _artifact(name: str):
 
 
 def test_owner_answers_a_knowledge_gap(dashboard, page):
-    _login(page, dashboard)
+    browser_login(page, dashboard)
     page.goto(f"{dashboard.url}/decks/{dashboard.deck_id}/analytics/gaps")
     groups = page.get_by_test_id("gap-group")
     before = groups.count()

@@ -97,7 +97,8 @@ def test_what_visitors_wrote_is_escaped(client, two_decks):
     for path in (f"/decks/{d}/analytics", f"/decks/{d}/analytics/visits/{eve}"):
         html = client.get(path).get_data(as_text=True)
         assert "<script>alert(1)" not in html and "<b>eve</b>" not in html, path
-        assert "&lt;b&gt;eve&lt;/b&gt;@example.com" in html
+        # The visits table marks where an email may wrap (<wbr> before its @ and dots): the text around them is escaped.
+        assert "&lt;b&gt;eve&lt;/b&gt;@example.com" in html.replace("<wbr>", "")
     assert "&lt;script&gt;alert(1)&lt;/script&gt; pricing?" in client.get(f"/decks/{d}/analytics").get_data(
         as_text=True
     )
