@@ -14,7 +14,7 @@ from ..ml.chain import ChatAnswer, ChatPlan, DeckChain
 from ..ml.engine import EngineBusy, EngineError
 from ..ml.prompts import PromptTooLong
 from ..ml.runtime import EngineNotReady, get_runtime
-from .viewer import accessible_link
+from .viewer import accessible_link, owner_preview
 
 log = logging.getLogger(__name__)
 bp = Blueprint("chat", __name__, url_prefix="/s")
@@ -60,7 +60,8 @@ def ask(token: str):
     link = accessible_link(token)
     body = request.get_json(silent=True) or {}
     visit = chatlog.visit_for_link(link, body.get("visit"))
-    if visit is None:
+    preview = visit is None and owner_preview(link)  # the presenter trying their own link: answered, not logged
+    if visit is None and not preview:
         return jsonify(error="Reload the page to start a new visit."), 400
     try:
         question = chatlog.clean_question(body.get("question"))
@@ -71,7 +72,8 @@ def ask(token: str):
     deck = link.deck
     try:
         chain = make_chain()
-        plan = chain.plan(deck_content(deck.id), question, slide=slide, history=chatlog.visit_history(visit.id),
+        history = [] if preview else chatlog.visit_history(visit.id)
+        plan = chain.plan(deck_content(deck.id), question, slide=slide, history=history,
                           persona=deck.persona, guardrails=chatlog.guardrail_pairs(deck))
         holder: dict = {}
         deltas = chain.stream(plan, holder)
@@ -89,7 +91,7 @@ def ask(token: str):
     except Exception as exc:  # noqa: BLE001 - the index missing or stale, the engine dead: say so, keep the viewer
         log.exception("chat failed before streaming for deck %s", deck.id)
         return jsonify(error=_friendly(exc)), 503
-    ids = {"deck": deck.id, "visit": visit.id}
+    ids = {"deck": deck.id, "visit": None if preview else visit.id}
 
     def events():
         text_so_far = [first] if first else []
@@ -111,12 +113,13 @@ def ask(token: str):
             if answer is None:
                 answer = ChatAnswer("".join(text_so_far), "error", plan.answerable, plan.sources, "", "", None,
                                     0.0, None, None, error or "error")
-            exchange = chatlog.record_exchange(deck_id=ids["deck"], visit_id=ids["visit"], slide=slide,
-                                               question=question, answer=answer)
+            exchange = None if ids["visit"] is None else chatlog.record_exchange(
+                deck_id=ids["deck"], visit_id=ids["visit"], slide=slide, question=question, answer=answer)
+        exchange_id = exchange.id if exchange else None  # None: a preview answer, nothing stored to rate
         if error:
-            yield _sse("error", {"message": f"The answer was interrupted: {error}", "exchange": exchange.id})
+            yield _sse("error", {"message": f"The answer was interrupted: {error}", "exchange": exchange_id})
         else:
-            yield _sse("done", {"exchange": exchange.id, "kind": answer.kind, "answerable": answer.answerable,
+            yield _sse("done", {"exchange": exchange_id, "kind": answer.kind, "answerable": answer.answerable,
                                 "sources": with_passages(answer.sources, plan), "text": answer.text})
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")

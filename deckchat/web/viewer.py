@@ -14,6 +14,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_login import current_user
 from sqlalchemy import select
 
 from ..domain import sharing, tracking
@@ -58,9 +59,14 @@ def _grant(link: ShareLink) -> dict | None:
     return grant
 
 
+def owner_preview(link: ShareLink) -> bool:
+    """Whether the signed-in presenter is opening a link to their own deck: a preview, never an investor visit."""
+    return bool(current_user.is_authenticated and link.deck.owner_id == current_user.id)
+
+
 def _needs_unlock(link: ShareLink) -> bool:
-    """Whether the link asks for a password or email this browser has not given yet."""
-    return bool(link.password_hash or link.require_email) and _grant(link) is None
+    """Whether the link asks for a password or email this browser has not given yet (never its owner)."""
+    return bool(link.password_hash or link.require_email) and _grant(link) is None and not owner_preview(link)
 
 
 def accessible_link(token: str) -> ShareLink:
@@ -79,9 +85,12 @@ def open_link(token: str):
         return render_template("viewer/gate.html", link=link, form=UnlockForm())
     visitor = request.cookies.get(VISITOR_COOKIE) or secrets.token_urlsafe(16)
     grant = _grant(link) or {}
-    visit = tracking.start_visit(link, visitor, grant.get("email"), request.headers.get("User-Agent", ""))
+    preview = owner_preview(link)
+    # The presenter's own look at the link would inflate visits, time and drop-off: it records nothing.
+    visit = None if preview else tracking.start_visit(link, visitor, grant.get("email"),
+                                                       request.headers.get("User-Agent", ""))
     response = make_response(render_template(
-        "viewer/viewer.html", link=link, deck=link.deck, visit=visit,
+        "viewer/viewer.html", link=link, deck=link.deck, visit=visit, preview=preview,
         heartbeat=current_app.config["HEARTBEAT_SECONDS"], examples=example_questions(link.deck_id),
         question_max=QUESTION_MAX,
     ))

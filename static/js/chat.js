@@ -242,6 +242,11 @@ function renderSources(item, sources) {
 
 function renderFeedback(item, exchangeId) {
   const bar = el("div", "chat-feedback");
+  if (exchangeId === null || exchangeId === undefined) { // the owner's preview: nothing was stored to rate
+    bar.append(el("span", "muted", "Preview: this answer is not logged."));
+    item.append(bar);
+    return;
+  }
   bar.append(el("span", "muted", "Was this helpful?"));
   for (const [value, label, testid] of [[1, "Yes", "feedback-up"], [-1, "No", "feedback-down"]]) {
     const button = el("button", "feedback-button", label);

@@ -36,7 +36,7 @@ function stayTotal() {
 }
 
 function report() {
-  if (gone) return; // nothing more to record once the link is revoked or expired
+  if (gone || !visitKey) return; // nothing to record once the link is gone, nor in the owner's preview
   const body = JSON.stringify({ visit: visitKey, view: stayKey, slide: current, visible_ms: Math.round(stayTotal()) });
   // text/plain keeps the beacon a "simple" request; the server parses the JSON body anyway.
   const blob = new Blob([body], { type: "text/plain" });
