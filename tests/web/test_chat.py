@@ -114,13 +114,20 @@ def test_chat_needs_an_unlocked_link(app, pitch_deck):
     assert client.post(f"/s/{token}/chat", json={"question": "hi", "visit": "x"}).status_code == 403
 
 
-def test_chat_is_rate_limited_per_visitor(app_factory, owner_deck_factory):
+def _two_per_minute(app_factory, owner_deck_factory):
+    """A visitor on an indexed deck's open link, under a limit of 2 questions a minute: (app, client, token,
+    visit)."""
     app, deck_id = owner_deck_factory(app_factory(RATELIMIT_ENABLED=True, CHAT_RATE_LIMIT_VISITOR="2 per minute"))
     with app.app_context():
         reindex(deck_id, app.instance_path)
         token = sharing.create_link(db.session.get(Deck, deck_id)).token
     client = app.test_client()
     visit = re.search(rb'data-visit="([^"]+)"', client.get(f"/s/{token}").data).group(1).decode()
+    return app, client, token, visit
+
+
+def test_chat_is_rate_limited_per_visitor(app_factory, owner_deck_factory):
+    _, client, token, visit = _two_per_minute(app_factory, owner_deck_factory)
     codes = [client.post(f"/s/{token}/chat", json={"question": "What is the ask?", "visit": visit}).status_code
              for _ in range(3)]
     assert codes == [200, 200, 429]
@@ -223,12 +230,7 @@ def test_viewer_without_faq_offers_generic_questions(app_factory, owner_deck_fac
 
 
 def test_rate_limited_question_is_json_with_the_limiters_message(app_factory, owner_deck_factory):
-    app, deck_id = owner_deck_factory(app_factory(RATELIMIT_ENABLED=True, CHAT_RATE_LIMIT_VISITOR="2 per minute"))
-    with app.app_context():
-        reindex(deck_id, app.instance_path)
-        token = sharing.create_link(db.session.get(Deck, deck_id)).token
-    client = app.test_client()
-    visit = re.search(rb'data-visit="([^"]+)"', client.get(f"/s/{token}").data).group(1).decode()
+    app, client, token, visit = _two_per_minute(app_factory, owner_deck_factory)
     responses = [_read(client.post(f"/s/{token}/chat", json={"question": "What is the ask?", "visit": visit},
                                    headers=STREAM)) for _ in range(3)]
     limited = responses[-1]
