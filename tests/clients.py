@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import http.cookiejar
 import json
 import re
@@ -51,6 +52,11 @@ def read_sse(response) -> Iterator[tuple[str, dict]]:
         elif not line and data:
             yield event, json.loads("\n".join(data))
             event, data = "message", []
+
+
+def sse_events(body: bytes) -> list[tuple[str, dict]]:
+    """(event, data) pairs of a whole Server-Sent Events body (a test client's response.data)."""
+    return list(read_sse(io.BytesIO(body)))
 
 
 class Visitor:

@@ -5,20 +5,13 @@ import json
 import re
 
 import pytest
+from clients import sse_events
 
 from deckchat.domain import sharing
 from deckchat.domain.chatlog import update_chat_settings
 from deckchat.extensions import db
 from deckchat.ml.indexing import reindex
 from deckchat.models import ChatExchange, Deck
-
-
-def _events(data: bytes) -> list[tuple[str, dict]]:
-    out = []
-    for block in data.decode().strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        out.append((lines["event"], json.loads(lines["data"])))
-    return out
 
 
 @pytest.fixture
@@ -42,7 +35,7 @@ def chat(app, pitch_deck):
 def _done(response) -> dict:
     assert response.status_code == 200, response.data
     assert response.mimetype == "text/event-stream"
-    events = _events(response.data)
+    events = sse_events(response.data)
     assert events[-1][0] == "done", events
     deltas = "".join(d["text"] for e, d in events if e == "delta")
     assert deltas.strip() == events[-1][1]["text"].strip()  # the stream adds up to the stored answer

@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from clients import sse_events
 
 from deckchat.domain import sharing
 from deckchat.extensions import db
@@ -18,14 +19,6 @@ def tiny_gpt2(tmp_path_factory):
     from deckchat.ml.tiny import build_tiny_model
 
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "gpt2", "gpt2"))
-
-
-def _events(data: bytes) -> list[tuple[str, dict]]:
-    out = []
-    for block in data.decode().strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        out.append((lines["event"], json.loads(lines["data"])))
-    return out
 
 
 def test_engine_crash_mid_answer(app_factory, owner_deck_factory, tiny_gpt2, monkeypatch):
@@ -56,7 +49,7 @@ def test_engine_crash_mid_answer(app_factory, owner_deck_factory, tiny_gpt2, mon
         if response.status_code == 503:  # the engine died before the first token: a clear refusal
             assert "unavailable" in response.get_json()["error"]
         else:
-            events = _events(response.data)
+            events = sse_events(response.data)
             assert events[-1][0] == "error" and "interrupted" in events[-1][1]["message"]
             with app.app_context():
                 row = db.session.get(ChatExchange, events[-1][1]["exchange"])

@@ -1,11 +1,10 @@
 """The presenter opening a link to their own deck: a preview that records no visit, view or question."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
-from clients import login
+from clients import login, sse_events
 
 from deckchat.domain.accounts import create_user
 from deckchat.domain import sharing
@@ -41,9 +40,8 @@ def test_the_owner_previews_without_the_gate_and_without_a_visit(app, client, lo
     assert b'data-visit=""' in page.data and b"unlock-form" not in page.data
     answer = _ask(client, locked_link)
     assert answer.status_code == 200 and answer.mimetype == "text/event-stream"
-    event, data = answer.data.decode().strip().split("\n\n")[-1].splitlines()
-    done = json.loads(data.split(": ", 1)[1])
-    assert event == "event: done" and done["exchange"] is None and done["sources"][0]["source"] == "slide:3"
+    event, done = sse_events(answer.data)[-1]
+    assert event == "done" and done["exchange"] is None and done["sources"][0]["source"] == "slide:3"
     assert _counts(app) == (0, 0, 0)  # nothing of the preview reaches the analytics
 
 
