@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,6 +18,14 @@ CLOCK_SLACK_SECONDS = 10  # reports may arrive a little after the wall-clock tim
 
 class TrackingError(ValueError):
     """A report that is malformed or names an unknown visit."""
+
+
+class UnknownVisitError(TrackingError):
+    """A report for a visit key nobody was given."""
+
+
+class LinkGoneError(TrackingError):
+    """A report for a visit whose link has been revoked or has expired: it is not recorded."""
 
 
 @dataclass(frozen=True)
@@ -47,14 +55,33 @@ def parse_report(data: object) -> ViewReport:
     return ViewReport(visit, view, slide, int(min(ms, 2**31 - 1)))
 
 
-def start_visit(link: ShareLink, visitor_id: str, email: str | None, user_agent: str) -> Visit:
-    """Record one opening of a share link."""
+def start_visit(link: ShareLink, visitor_id: str, email: str | None, user_agent: str,
+                resume_within: timedelta | None = None, now: datetime | None = None) -> Visit:
+    """Record one opening of a share link, or go on with this browser's visit of it when that is still live.
+
+    A reload or a second tab within `resume_within` of the visit's last report (the idle time after which a
+    visit has ended) is the same visit: counting it twice would inflate visits and hide where people stopped.
+    A visit already announced as ended, or one under another email, is never resumed.
+    """
     link_id, deck_id = link.id, link.deck_id
+    visitor_id, now = visitor_id[:64], now or utcnow()
     # The request has read the link in a deferred transaction; on SQLite that snapshot cannot take the write
-    # lock once another writer has committed (it fails at once instead of waiting), so insert in a fresh one.
+    # lock once another writer has committed (it fails at once instead of waiting), so write in a fresh one.
     db.session.commit()
-    visit = Visit(link_id=link_id, deck_id=deck_id, visitor_id=visitor_id[:64], email=email,
-                  user_agent=(user_agent or "")[:512])
+    if resume_within is not None:
+        live = db.session.scalars(
+            select(Visit).where(
+                Visit.link_id == link_id, Visit.visitor_id == visitor_id,
+                Visit.email.is_(None) if email is None else Visit.email == email,
+                Visit.notified_at.is_(None), Visit.last_seen_at > now - resume_within,
+            ).order_by(Visit.last_seen_at.desc()).limit(1)
+        ).first()
+        if live is not None:
+            live.last_seen_at = now
+            db.session.commit()
+            return live
+    visit = Visit(link_id=link_id, deck_id=deck_id, visitor_id=visitor_id, email=email,
+                  user_agent=(user_agent or "")[:512], started_at=now, last_seen_at=now)
     db.session.add(visit)
     db.session.commit()
     return visit
@@ -65,12 +92,18 @@ def record_view(report: ViewReport, max_view_seconds: int, now: datetime | None 
     now = now or utcnow()
     with write_transaction() as conn:
         row = conn.execute(
-            select(Visit.id, Visit.deck_id, Visit.started_at, Deck.slide_count)
+            select(Visit.id, Visit.deck_id, Visit.started_at, Deck.slide_count,
+                   ShareLink.revoked_at, ShareLink.expires_at)
             .join(Deck, Deck.id == Visit.deck_id)
+            .join(ShareLink, ShareLink.id == Visit.link_id)
             .where(Visit.key == report.visit_key)
         ).first()
         if row is None:
-            raise TrackingError("unknown visit")
+            raise UnknownVisitError("unknown visit")
+        # A revoked link stops counting at once; an expired one after the slack its last reports may need.
+        if row.revoked_at is not None or (
+                row.expires_at is not None and now >= row.expires_at + timedelta(seconds=CLOCK_SLACK_SECONDS)):
+            raise LinkGoneError("this link is no longer active")
         if report.slide > row.slide_count:
             raise TrackingError(f"slide must be between 1 and {row.slide_count}")
         # Nobody sees a slide for longer than the visit has lasted.

@@ -27,7 +27,10 @@ def track():
         data = json.loads(request.get_data(cache=False, as_text=True) or "null")
         report = tracking.parse_report(data)
         stored = tracking.record_view(report, current_app.config["MAX_VIEW_SECONDS"])
+    except tracking.UnknownVisitError as exc:
+        return jsonify(error=str(exc)), 404
+    except tracking.LinkGoneError as exc:
+        return jsonify(error=str(exc)), 410
     except (ValueError, tracking.TrackingError) as exc:
-        status = 404 if str(exc) == "unknown visit" else 400
-        return jsonify(error=str(exc)), status
+        return jsonify(error=str(exc)), 400
     return jsonify(ok=True, visible_ms=stored)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from flask import (
     Blueprint,
@@ -79,7 +80,8 @@ def accessible_link(token: str) -> ShareLink:
 
 @bp.route("/<token>", methods=["GET"])
 def open_link(token: str):
-    """The viewer, or the unlock form while the link is locked; each opening starts a visit."""
+    """The viewer, or the unlock form while the link is locked; an opening starts a visit or resumes this
+    browser's live one (a reload is not a second visit)."""
     link = _link_or_error(token)
     if _needs_unlock(link):
         return render_template("viewer/gate.html", link=link, form=UnlockForm())
@@ -87,8 +89,9 @@ def open_link(token: str):
     grant = _grant(link) or {}
     preview = owner_preview(link)
     # The presenter's own look at the link would inflate visits, time and drop-off: it records nothing.
+    idle = timedelta(minutes=current_app.config["VISIT_IDLE_MINUTES"])
     visit = None if preview else tracking.start_visit(link, visitor, grant.get("email"),
-                                                       request.headers.get("User-Agent", ""))
+                                                       request.headers.get("User-Agent", ""), resume_within=idle)
     response = make_response(render_template(
         "viewer/viewer.html", link=link, deck=link.deck, visit=visit, preview=preview,
         heartbeat=current_app.config["HEARTBEAT_SECONDS"], examples=example_questions(link.deck_id),

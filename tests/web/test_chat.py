@@ -95,9 +95,11 @@ def test_feedback_only_on_own_answers(app, chat):
     assert chat.client.post(url, json={"visit": chat.visit, "value": -1}).status_code == 200
     with app.app_context():
         assert db.session.get(ChatExchange, exchange).feedback == -1
-    other = chat.client.get(f"/s/{chat.token}").data
+    other_browser = app.test_client()  # another investor's visit of the same link
+    other = other_browser.get(f"/s/{chat.token}").data
     other_visit = re.search(rb'data-visit="([^"]+)"', other).group(1).decode()
-    assert chat.client.post(url, json={"visit": other_visit, "value": 1}).status_code == 404
+    assert other_visit != chat.visit
+    assert other_browser.post(url, json={"visit": other_visit, "value": 1}).status_code == 404
 
 
 def test_chat_needs_an_unlocked_link(app, pitch_deck):

@@ -83,3 +83,54 @@ def test_tracking_is_rate_limited(app_factory, owner_deck_factory):
     client = app.test_client()
     codes = [_post(client, {"visit": "unknown-visit-key"}).status_code for _ in range(6)]
     assert codes[-1] == 429
+
+
+def _visit_key(client, token):
+    return re.search(rb'data-visit="([^"]+)"', client.get(f"/s/{token}").data).group(1).decode()
+
+
+def test_a_reload_resumes_the_visit_until_it_has_ended(app, client, pitch_deck):
+    with app.app_context():
+        token = sharing.create_link(db.session.get(Deck, pitch_deck)).token
+    first = _visit_key(client, token)
+    assert _post(client, {"visit": first, "view": "stay-one-1", "slide": 1, "visible_ms": 800}).status_code == 200
+    assert _visit_key(client, token) == first  # reload in the same browser: the same visit goes on
+
+    other = app.test_client()  # another browser (no visitor cookie) is another visit
+    assert _visit_key(other, token) != first
+
+    with app.app_context():  # idle past VISIT_IDLE_MINUTES: the visit has ended, the next opening is new
+        visit = db.session.scalar(db.select(Visit).where(Visit.key == first))
+        visit.last_seen_at -= timedelta(minutes=app.config["VISIT_IDLE_MINUTES"] + 1)
+        db.session.commit()
+    third = _visit_key(client, token)
+    assert third != first
+    with app.app_context():  # a visit whose end was announced is never resumed either
+        visit = db.session.scalar(db.select(Visit).where(Visit.key == third))
+        visit.notified_at = visit.last_seen_at
+        db.session.commit()
+    assert _visit_key(client, token) not in (first, third)
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Visit)) == 4
+
+
+def test_reports_stop_counting_once_the_link_is_revoked_or_expired(app, client, pitch_deck):
+    with app.app_context():
+        deck = db.session.get(Deck, pitch_deck)
+        revoked, expiring = sharing.create_link(deck), sharing.create_link(deck)
+        tokens = revoked.token, expiring.token
+    keys = [_visit_key(client, token) for token in tokens]
+    for key in keys:
+        assert _post(client, {"visit": key, "view": "stay-one-1", "slide": 1, "visible_ms": 500}).status_code == 200
+    with app.app_context():
+        from deckchat.models import ShareLink, utcnow
+
+        links = [db.session.scalar(db.select(ShareLink).where(ShareLink.token == t)) for t in tokens]
+        links[0].revoked_at = utcnow()
+        links[1].expires_at = utcnow() - timedelta(seconds=tracking.CLOCK_SLACK_SECONDS + 1)
+        db.session.commit()
+    for key in keys:
+        response = _post(client, {"visit": key, "view": "stay-one-1", "slide": 1, "visible_ms": 9000})
+        assert response.status_code == 410 and "no longer active" in response.json["error"]
+    with app.app_context():  # what was recorded before stays as it was
+        assert sorted(db.session.scalars(db.select(SlideView.visible_ms))) == [500, 500]
