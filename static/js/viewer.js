@@ -45,9 +45,15 @@ function report() {
   }
 }
 
-function show(n) {
+// The address keeps the slide ("#slide-4"): a reload, or a link to a slide, opens there.
+function slideFromHash() {
+  const match = /^#slide-(\d+)$/.exec(window.location.hash);
+  return match ? Number(match[1]) : null;
+}
+
+function show(n, opening = false) {
   if (!Number.isInteger(n) || n < 1 || n > count || n === current) return;
-  report(); // close the stay on the slide we leave
+  if (!opening) report(); // close the stay on the slide we leave (at opening there was none yet)
   current = n;
   stayKey = newKey();
   visibleMs = 0;
@@ -57,6 +63,7 @@ function show(n) {
   image.src = slideUrl(n);
   image.alt = `Slide ${n}`;
   counter.textContent = String(n);
+  history.replaceState(history.state, "", `#slide-${n}`);
   thumbs.forEach((t) => t.classList.toggle("current", Number(t.dataset.slide) === n));
   thumbs[n - 1]?.scrollIntoView({ block: "nearest", inline: "nearest" });
   if (n < count && !gone) new Image().src = slideUrl(n + 1);
@@ -140,6 +147,13 @@ document.addEventListener("visibilitychange", () => {
 window.addEventListener("pagehide", report);
 heartbeat = setInterval(() => { if (document.visibilityState === "visible") report(); }, heartbeatMs);
 
+window.addEventListener("hashchange", () => show(slideFromHash()));
+
 window.deckViewer = { show, current: () => current, linkGone };
-if (image.complete && image.naturalWidth === 0 && image.getAttribute("src")) slideFailed(); // failed before this ran
-report();
+const opening = slideFromHash();
+if (opening !== null && opening > 1 && opening <= count) {
+  show(opening, true); // opens the first stay on that slide: slide 1 was never really seen
+} else {
+  if (image.complete && image.naturalWidth === 0 && image.getAttribute("src")) slideFailed(); // failed before this ran
+  report();
+}

@@ -80,3 +80,27 @@ def test_buttons_thumbnails_and_bounds(live_deck, page):
     # The slide fills the stage beside the chat: its full width (less the arrow buttons) or its full height.
     assert box["width"] >= stage["width"] - 130 or box["height"] >= stage["height"] - 30, (box, stage)
     assert page.evaluate("document.querySelector('[data-testid=slide-image]').naturalWidth") > 0
+
+
+def test_a_reload_stays_on_the_slide_and_in_the_same_visit(live_deck, page):
+    page.goto(f"{live_deck.url}/s/{live_deck.token}")
+    number = page.get_by_test_id("slide-number")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert number.text_content() == "3"
+    assert page.url.endswith("#slide-3")
+    page.wait_for_timeout(1000)
+    page.reload()
+    assert number.text_content() == "3"
+    assert "/slides/3.png" in page.get_by_test_id("slide-image").get_attribute("src")
+    page.wait_for_timeout(1000)
+    page.goto(f"{live_deck.url}/s/{live_deck.token}#slide-5")  # a link to a slide opens there
+    assert number.text_content() == "5"
+    page.goto("about:blank")
+    time.sleep(0.5)
+
+    stats = live_deck.cli("analytics", str(live_deck.deck_id))
+    views = {s["slide"]: s["views"] for s in stats["slides"]}
+    assert stats["visits"] == 1  # the reload and the second opening went on with the visit
+    # Slide 1 was seen once, at the first opening; the reload reopened slide 3 without passing through it.
+    assert views[1] == 1 and views[3] == 2 and views[5] == 1, views
