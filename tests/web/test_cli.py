@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+from clients import login
 from factories import REAL_PPTX
 
 from deckchat.extensions import db
@@ -143,9 +144,12 @@ def test_demo_starts_the_server_it_announces(runner, quick_demo):
     assert "gunicorn" in args and env["DECKCHAT_BIND"] == "127.0.0.1:8123"
 
 
-def test_demo_with_json_or_no_serve_only_prepares(runner, quick_demo):
+def test_demo_with_json_or_no_serve_only_prepares(app, runner, quick_demo):
     out = _json(runner.invoke("demo", "--json"))
     assert out["share_url"].startswith("http://127.0.0.1:8000/s/") and out["email"] == "demo@deckchat.local"
+    client = app.test_client()  # the printed credentials open the owner's pages through the real form
+    login(client, out["email"], out["password"])
+    assert client.get(f"/decks/{out['deck_id']}").status_code == 200
     result = runner.invoke("demo", "--no-serve")
     assert result.exit_code == 0 and "Starting the server" not in result.stdout
     assert "Start the server with: python -m deckchat serve --host 127.0.0.1 --port 8000" in result.stdout
