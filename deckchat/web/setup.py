@@ -115,6 +115,11 @@ def _secret_key(app: Flask) -> str:
     return path.read_text().strip()
 
 
+def count_of(n: int, noun: str) -> str:
+    """"1 document", "3 documents": a count with its noun in the right number (a template filter)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def init_web(app: Flask) -> None:
     """Wire extensions, blueprints, error handlers and headers into `app`."""
     from ..database import configure_engine  # noqa: PLC0415
@@ -124,6 +129,7 @@ def init_web(app: Flask) -> None:
     from . import analytics, api, assistant, auth, chat, compare, decks, viewer  # noqa: PLC0415
 
     app.config["SECRET_KEY"] = _secret_key(app)
+    app.add_template_filter(count_of)
     init_observability(app)  # first, so every later hook and log line sees the request id
     db.init_app(app)
     with app.app_context():

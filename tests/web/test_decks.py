@@ -196,3 +196,16 @@ def test_renaming_an_indexed_deck_rebuilds_its_index(app, pitch_deck, monkeypatc
     client.post(f"/decks/{pitch_deck}/rename", data={"title": "Indexed"})
     client.post(f"/decks/{pitch_deck}/rename", data={"title": "Indexed"})  # unchanged: nothing to rebuild
     assert calls == [pitch_deck]
+
+
+def test_counts_read_in_the_right_number(app, client, owner, pitch_deck):
+    from deckchat.domain.content import DocumentContent
+    from deckchat.domain.material import update_material
+
+    login(client)
+    page = client.get(f"/decks/{pitch_deck}").get_data(as_text=True)
+    assert "5 slides from pitch.pdf" in page and "0 documents" in page
+    with app.app_context():
+        update_material(db.session.get(Deck, pitch_deck), documents=[DocumentContent("memo.md", "md", "# Memo")])
+    page = client.get(f"/decks/{pitch_deck}").get_data(as_text=True)
+    assert "· 1 document</p>" in page and "1 documents" not in page
