@@ -30,7 +30,7 @@ import transformers  # noqa: E402
 from deckchat.ml.engine import GenerationRequest  # noqa: E402
 from deckchat.ml.local import LocalEngine  # noqa: E402
 from deckchat.ml.models import get_preset, load_model  # noqa: E402
-from deckchat.ml.slots import COMPILE_MODES  # noqa: E402
+from deckchat.ml.graphs import COMPILE_MODES  # noqa: E402
 from report import emit  # noqa: E402
 
 

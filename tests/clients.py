@@ -1,4 +1,4 @@
-"""Helpers for driving the app through a test client or over HTTP (importable from any test folder)."""
+"""Helpers that drive the app (test client, HTTP, browser) and its models; importable from any test folder."""
 from __future__ import annotations
 
 import http.client
@@ -6,11 +6,13 @@ import io
 import http.cookiejar
 import json
 import re
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -103,6 +105,44 @@ class Visitor:
         return conn.getresponse()
 
 
+class Receiver:
+    """A webhook receiver that answers with the given statuses in turn (then 200) and keeps what it got."""
+
+    def __init__(self, statuses=()):
+        self.statuses = list(statuses)
+        self.bodies: list[dict] = []
+        self.raw: list[bytes] = []  # the bodies exactly as received, for signature checks
+        self.headers: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                data = self.rfile.read(length)
+                receiver.raw.append(data)
+                receiver.bodies.append(json.loads(data))
+                receiver.headers.append(dict(self.headers))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
@@ -138,3 +178,21 @@ def browser_login(page, server, email="owner@example.com", password="password123
     page.get_by_test_id("login-password").fill(password)
     page.get_by_test_id("login-submit").click()
     page.wait_for_url(f"{server.url}/decks/")
+
+
+# Generation on tiny models (tests/ml): prompts of different lengths and the reference to compare with.
+PROMPTS = [
+    "Question: What does the company do? Answer:",
+    "The investors asked about churn and margins",
+    "Hello",
+    "Speaker notes: mention the pilot customers, the waiting list and the bank. Question: who?",
+]
+
+
+def plain_generate(lm, prompt, n):
+    """Reference: transformers' own greedy generate for one prompt, completion ids up to end-of-sequence."""
+    x = lm.tokenizer(prompt, return_tensors="pt")
+    out = lm.model.generate(**x, do_sample=False, max_new_tokens=n, pad_token_id=lm.tokenizer.pad_token_id)
+    ids = out[0, (1 if lm.kind == "seq2seq" else x["input_ids"].shape[1]) :].tolist()
+    eos = lm.tokenizer.eos_token_id
+    return ids[: ids.index(eos)] if eos in ids else ids

@@ -9,7 +9,7 @@ from flask_migrate import upgrade
 from deckchat import create_app
 from deckchat.cli import main as cli_main
 from deckchat.domain.accounts import create_user
-from clients import csrf_token, login  # noqa: F401 - re-exported for tests that still import them from here
+from clients import Receiver, csrf_token, login  # noqa: F401 - re-exported for tests that still import them from here
 from factories import PITCH_FAQ, PITCH_NOTES, PITCH_PAGES, make_pdf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -163,3 +163,10 @@ def live_deck(live_server, pitch_files):
     live_server.deck_id = deck["deck_id"]
     live_server.token = live_server.cli("deck", "share", str(deck["deck_id"]))["token"]
     return live_server
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver on 127.0.0.1 that answers 200 and keeps what it got."""
+    with Receiver() as r:
+        yield r

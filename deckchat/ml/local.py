@@ -27,8 +27,9 @@ from .engine import (
     _Seq,
     retry_after,
 )
+from .graphs import COMPILE_MODES, equivalence_error
 from .models import LoadedModel, get_preset
-from .slots import COMPILE_MODES, SlotRunner, equivalence_error, slots_supported
+from .slots import SlotRunner, slots_supported
 from .waves import WaveRunner
 
 log = logging.getLogger(__name__)

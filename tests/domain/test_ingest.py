@@ -211,7 +211,7 @@ def test_a_long_pdf_title_is_cut_at_a_word_with_an_ellipsis(tmp_path):
 
 
 def test_title_lines_break_at_another_font_size_or_a_blank_line():
-    from deckchat.domain.ingest import TextLine, title_from_lines
+    from deckchat.domain.titles import TextLine, title_from_lines
 
     big = TextLine("Our traction ", 40, 60, 400, 300, 440, 100)
     small = TextLine("12 customers", 20, 60, 370, 200, 390, 40)
