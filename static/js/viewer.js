@@ -113,8 +113,34 @@ root.querySelector('[data-testid="next-slide"]').addEventListener("click", () =>
 root.querySelector('[data-testid="prev-slide"]').addEventListener("click", () => show(current - 1));
 thumbs.forEach((t) => t.addEventListener("click", () => show(Number(t.dataset.slide))));
 
+// ---- full screen: the slide alone (button or F; Esc or F again leaves) ----------------------------
+
+const stage = root.querySelector(".stage");
+const fullscreenButton = root.querySelector('[data-testid="fullscreen"]');
+
+function toggleFullscreen() {
+  if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+  else stage.requestFullscreen().catch(() => {}); // refused (an iframe without permission): nothing changes
+}
+
+if (document.fullscreenEnabled && stage.requestFullscreen) {
+  fullscreenButton.hidden = false;
+  fullscreenButton.addEventListener("click", toggleFullscreen);
+  document.addEventListener("fullscreenchange", () => {
+    const on = document.fullscreenElement === stage;
+    fullscreenButton.setAttribute("aria-pressed", String(on));
+    fullscreenButton.textContent = on ? "Exit full screen" : "Full screen";
+  });
+}
+
 document.addEventListener("keydown", (event) => {
   if (event.target.closest("input, textarea, select, [contenteditable]")) return;
+  if ((event.key === "f" || event.key === "F") && !event.ctrlKey && !event.metaKey && !event.altKey
+      && !fullscreenButton.hidden) {
+    event.preventDefault();
+    toggleFullscreen();
+    return;
+  }
   const moves = { ArrowRight: 1, ArrowDown: 1, PageDown: 1, " ": 1, ArrowLeft: -1, ArrowUp: -1, PageUp: -1 };
   if (event.key in moves) {
     event.preventDefault();

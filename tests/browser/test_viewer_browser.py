@@ -104,3 +104,21 @@ def test_a_reload_stays_on_the_slide_and_in_the_same_visit(live_deck, page):
     assert stats["visits"] == 1  # the reload and the second opening went on with the visit
     # Slide 1 was seen once, at the first opening; the reload reopened slide 3 without passing through it.
     assert views[1] == 1 and views[3] == 2 and views[5] == 1, views
+
+
+def test_full_screen_shows_the_slide_alone_and_keys_still_move(live_deck, page):
+    page.goto(f"{live_deck.url}/s/{live_deck.token}")
+    button = page.get_by_test_id("fullscreen")
+    button.click()
+    page.wait_for_function("document.fullscreenElement !== null")
+    assert page.evaluate("document.fullscreenElement.classList.contains('stage')")
+    assert button.get_attribute("aria-pressed") == "true"
+    box = page.get_by_test_id("slide-image").bounding_box()
+    size = page.viewport_size
+    # The slide alone: as wide as the screen allows beside the arrows, or as tall as the screen.
+    assert box["width"] >= size["width"] - 130 or box["height"] >= size["height"] - 2, (box, size)
+    page.keyboard.press("ArrowRight")
+    assert page.get_by_test_id("slide-number").text_content() == "2"
+    page.keyboard.press("f")  # F again leaves
+    page.wait_for_function("document.fullscreenElement === null")
+    assert button.get_attribute("aria-pressed") == "false" and button.text_content() == "Full screen"
