@@ -6,6 +6,10 @@ import io
 import http.cookiejar
 import json
 import re
+import socket
+import socketserver
+import ssl
+import subprocess
 import threading
 import urllib.error
 import urllib.parse
@@ -105,7 +109,23 @@ class Visitor:
         return conn.getresponse()
 
 
-class Receiver:
+class _Served:
+    """A socket server on its own thread: `with` starts it, leaving shuts it down."""
+
+    def _serve(self, server) -> None:
+        self.server = server
+        self.thread = threading.Thread(target=server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Receiver(_Served):
     """A webhook receiver that answers with the given statuses in turn (then 200) and keeps what it got."""
 
     def __init__(self, statuses=()):
@@ -129,18 +149,83 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._serve(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+def tls_receiver(folder: Path, name: str = "hooks.test") -> tuple[Receiver, Path, list[str]]:
+    """A Receiver speaking HTTPS with a new self-signed certificate for `name` (made with openssl in `folder`):
+    the receiver (not started), the certificate to trust, and the SNI names clients will have asked for."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}"], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str] = []
+    context.sni_callback = lambda sock, server_name, ctx: names.append(server_name)
+    receiver = Receiver()
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    return receiver, cert, names
 
+
+class ForwardProxy(_Served):
+    """A real HTTP forward proxy on 127.0.0.1: CONNECT tunnels and absolute-form requests, one per connection.
+
+    `requests` keeps each request line and its Proxy-Authorization header, for tests to see what was asked.
+    """
+
+    def __init__(self):
+        self.requests: list[tuple[str, str | None]] = []
+        proxy = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                line = self.rfile.readline().decode("latin-1").strip()
+                headers = {}  # as sent, names' case kept
+                while (header := self.rfile.readline().decode("latin-1").strip()):
+                    name, _, value = header.partition(":")
+                    headers[name.strip()] = value.strip()
+                lower = {k.lower(): v for k, v in headers.items()}
+                proxy.requests.append((line, lower.get("proxy-authorization")))
+                method, target, _ = line.split(" ", 2)
+                if method == "CONNECT":
+                    host, _, port = target.rpartition(":")
+                    upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+                    self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    self._pipe(upstream)
+                    return
+                url = urllib.parse.urlsplit(target)
+                body = self.rfile.read(int(lower.get("content-length", 0)))
+                upstream = socket.create_connection((url.hostname, url.port or 80), timeout=5)
+                kept = "".join(f"{k}: {v}\r\n" for k, v in headers.items() if not k.lower().startswith("proxy-"))
+                path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+                upstream.sendall(f"{method} {path} HTTP/1.1\r\n{kept}connection: close\r\n\r\n".encode() + body)
+                self._pipe(upstream)
+
+            def _pipe(self, upstream):
+                """Relay bytes both ways until either side closes."""
+                def back():
+                    try:
+                        while (chunk := upstream.recv(65536)):
+                            self.connection.sendall(chunk)
+                        self.connection.shutdown(socket.SHUT_WR)
+                    except OSError:  # the client has gone already
+                        pass
+
+                relay = threading.Thread(target=back, daemon=True)
+                relay.start()
+                try:
+                    while (chunk := self.connection.recv(65536)):
+                        upstream.sendall(chunk)
+                except OSError:
+                    pass
+                relay.join(5)
+                upstream.close()
+
+        self._serve(socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

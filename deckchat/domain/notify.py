@@ -9,6 +9,11 @@ Each POST is signed Stripe-style with the link's secret (`signature_headers`, SE
 public addresses: the host is resolved, every address checked, and the connection opened to a checked
 address itself, so a DNS answer that changes between the check and the connect (rebinding) cannot redirect it
 to a private one. `WEBHOOK_ALLOW_PRIVATE` lifts the address rule (on-premises receivers, the tests).
+
+Behind a forward proxy (HTTPS_PROXY / HTTP_PROXY in the environment, NO_PROXY honoured) the same holds: the
+host is resolved and checked here, and the proxy is asked for the checked address, not the name (CONNECT
+address:port for HTTPS, with SNI and the certificate still checked against the name; an absolute address-form
+URL with the name in Host for HTTP). A name that does not resolve here is not delivered, proxy or not.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import logging
 import socket
 import ssl
 import time
+import urllib.request
+from base64 import b64encode
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import current_app
 from sqlalchemy import or_, select, update
@@ -189,13 +196,81 @@ _PinnedHTTP = _pinned(http.client.HTTPConnection)
 _PinnedHTTPS = _pinned(http.client.HTTPSConnection)
 
 
+@dataclass(frozen=True)
+class Proxy:
+    """A forward proxy for webhook deliveries: where it listens and the credentials it wants, if any."""
+
+    host: str
+    port: int
+    headers: dict[str, str]  # Proxy-Authorization when the proxy URL carries user:password
+
+
+def proxy_for(scheme: str, host: str) -> Proxy | None:
+    """The proxy the environment sets for a delivery URL's scheme and host (NO_PROXY honoured), or None."""
+    url = urllib.request.getproxies_environment().get(scheme)
+    if not url or urllib.request.proxy_bypass_environment(host):
+        return None
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"webhook proxy must be an http:// URL with a host, not {url[:100]!r}")
+    headers = {}
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Proxy-Authorization"] = "Basic " + b64encode(pair).decode()
+    return Proxy(parts.hostname, parts.port or 80, headers)
+
+
+def _netloc(host: str, port: int, default: int) -> str:
+    """host[:port] for a URL or a Host header (IPv6 addresses bracketed; the scheme's own port left out)."""
+    name = f"[{host}]" if ":" in host else host
+    return name if port == default else f"{name}:{port}"
+
+
+class _TunnelHTTPS(http.client.HTTPSConnection):
+    """HTTPS through a proxy's CONNECT tunnel to a checked address; SNI and the certificate use the URL's name."""
+
+    def __init__(self, proxy: Proxy, *, name: str, address: str, port: int, timeout: float,
+                 context: ssl.SSLContext):
+        """Tunnel to `address`:`port` by way of `proxy`, speaking TLS to `name` inside."""
+        super().__init__(proxy.host, proxy.port, timeout=timeout, context=context)
+        self._name, self._tls = name, context
+        self.set_tunnel(f"[{address}]" if ":" in address else address, port, headers=proxy.headers)
+
+    def connect(self):
+        """Open the tunnel (the plain connect sends CONNECT), then TLS with the name, not the address."""
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self._name)
+
+
+def _connection(parts, port: int, addresses: list[str], timeout: float) -> tuple[http.client.HTTPConnection, str,
+                                                                                 dict[str, str]]:
+    """The connection for a delivery, the request target to send and the headers it needs (proxy or not)."""
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host, https = parts.hostname, parts.scheme == "https"
+    proxy = proxy_for(parts.scheme, host)
+    if proxy is None and https:
+        return (_PinnedHTTPS(host, port=port, timeout=timeout, addresses=addresses,
+                             context=ssl.create_default_context()), target, {})
+    if proxy is None:
+        return _PinnedHTTP(host, port=port, timeout=timeout, addresses=addresses), target, {}
+    default = 443 if https else 80
+    headers = {"Host": _netloc(host, port, default)}
+    address = next((a for a in addresses if ":" not in a), addresses[0])  # IPv4 first: any proxy takes it
+    if https:
+        return (_TunnelHTTPS(proxy, name=host, address=address, port=port, timeout=timeout,
+                             context=ssl.create_default_context()), target, headers)
+    absolute = f"http://{_netloc(address, port, default)}{target}"
+    return http.client.HTTPConnection(proxy.host, proxy.port, timeout=timeout), absolute, {**headers, **proxy.headers}
+
+
 def post_json(url: str, body: dict, *, secret: str | None = None, allow_private: bool = False,
               timeout: float = TIMEOUT_SECONDS) -> int:
     """POST a JSON body (signed with `secret` if given) to the URL's checked address; return the HTTP status.
 
     Raises PrivateTargetError (a ValueError) without connecting when the host resolves to a private or local
-    address and `allow_private` is off, OSError on network failure, ValueError for a malformed URL. Redirects
-    are reported as the receiver's answer, never followed: nothing but the saved URL is ever called.
+    address and `allow_private` is off, OSError on network failure, ValueError for a malformed URL or proxy.
+    Redirects are reported as the receiver's answer, never followed: nothing but the saved URL is ever called.
+    Goes through the environment's proxy, if any (`proxy_for`), still to the checked address.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -209,13 +284,9 @@ def post_json(url: str, body: dict, *, secret: str | None = None, allow_private:
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     if secret:
         headers.update(signature_headers(secret, data))
-    if parts.scheme == "https":
-        conn = _PinnedHTTPS(parts.hostname, port=port, timeout=timeout, addresses=addresses,
-                            context=ssl.create_default_context())
-    else:
-        conn = _PinnedHTTP(parts.hostname, port=port, timeout=timeout, addresses=addresses)
+    conn, target, extra = _connection(parts, port, addresses, timeout)
     try:
-        conn.request("POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), data, headers)
+        conn.request("POST", target, data, {**headers, **extra})
         response = conn.getresponse()
         response.read(64 * 1024)  # a little of the answer, so the receiver sees a clean close
         return response.status

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 import shutil
 import ssl
-import subprocess
 
 import pytest
-from clients import Receiver, login
+from clients import login, tls_receiver
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 
@@ -122,16 +121,7 @@ def test_the_connection_goes_to_the_checked_address_under_the_urls_name(receiver
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
 def test_https_to_the_checked_address_still_checks_the_name(tmp_path):
     """TLS goes to the pinned address, yet SNI and the certificate check use the URL's host name."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=hooks.test",
-                    "-addext", "subjectAltName=DNS:hooks.test"], check=True, capture_output=True)
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(cert, key)
-    names = []
-    server_context.sni_callback = lambda sock, name, ctx: names.append(name)
-    receiver = Receiver()
-    receiver.server.socket = server_context.wrap_socket(receiver.server.socket, server_side=True)
+    receiver, cert, names = tls_receiver(tmp_path)
     with receiver:
         port = receiver.server.server_address[1]
         for host, ok in (("hooks.test", True), ("other.test", False)):
