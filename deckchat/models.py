@@ -84,6 +84,11 @@ class Deck(db.Model):
         """How many slides have speaker notes."""
         return sum(1 for s in self.slides if s.notes.strip())
 
+    @property
+    def images_version(self) -> str:
+        """Changes whenever the slides are replaced: image URLs carry it, so no browser shows a cached old slide."""
+        return self.storage_key[:12]
+
 
 class Slide(db.Model):
     """One slide: its extracted text, speaker notes and rendered images."""

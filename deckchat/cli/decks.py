@@ -1,4 +1,4 @@
-"""`deckchat init`, `user create`, `deck import/share/rename` and `demo`."""
+"""`deckchat init`, `user create`, `deck import/replace/share/rename` and `demo`."""
 from __future__ import annotations
 
 import sys
@@ -10,7 +10,7 @@ from flask_migrate import upgrade
 
 from ..domain import sharing
 from ..domain.accounts import AccountError, create_user, find_user
-from ..domain.decks import ImportLimits, import_deck, read_document, read_text_upload, rename_deck
+from ..domain.decks import ImportLimits, import_deck, read_document, read_text_upload, rename_deck, replace_slides
 from ..domain.ingest import UploadError
 from ..extensions import db
 from ..ml.indexing import reindex
@@ -93,6 +93,32 @@ def get_deck(deck_id: int) -> Deck:
     if found is None:
         fail(f"no deck with id {deck_id}")
     return found
+
+
+@deck.command("replace")
+@click.argument("deck_id", type=int)
+@click.argument("slides_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--notes", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Markdown, '## Slide N'.")
+@click.option("--no-index", is_flag=True, help="Skip rebuilding the chat index (the next question rebuilds it).")
+@click.option("--json", "as_json", is_flag=True)
+def deck_replace(deck_id, slides_file, notes, no_index, as_json) -> None:
+    """Put a new version of a deck's slides (PDF or PPTX) in place; links, FAQ, documents and analytics stay."""
+    target = get_deck(deck_id)
+    before = target.slide_count
+    try:
+        warnings = replace_slides(target, instance_path=current_app.instance_path, slides_path=slides_file,
+                                  filename=slides_file.name, notes_md=_read_text(notes, "speaker notes", "notes"),
+                                  limits=ImportLimits.from_config(current_app.config))
+    except UploadError as exc:
+        fail(str(exc))
+    if not no_index:
+        warnings += reindex(target.id, current_app.instance_path, current_app.config["EMBED_MODEL"], progress=True)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    emit({"deck_id": target.id, "slides": target.slide_count, "previous_slides": before,
+          "notes": target.notes_count, "source_filename": target.source_filename}, as_json,
+         f"Deck {target.id} now has {target.slide_count} slides from {target.source_filename} (was {before}), "
+         f"notes on {target.notes_count}")
 
 
 @deck.command("share")

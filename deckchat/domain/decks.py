@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +106,56 @@ def import_deck(
 ) -> tuple[Deck, list[str]]:
     """Validate, parse, render and store a deck; return it with warnings for the presenter."""
     limits = limits or ImportLimits()
-    warnings: list[str] = []
+    kind, slides, document_title = _read_slides(slides_path, limits)
+    slides = merge_notes(slides, notes_md)
+    faq = parse_faq(faq_md) if faq_md else []
+    key, staging, warnings = _stage(kind, slides_path, slides, instance_path, limits)
+    with _landing(staging, key):
+        deck = Deck(
+            owner=owner, title=(title or "").strip()[:200] or _default_title(filename, slides, document_title),
+            source_filename=safe_name(filename), source_kind=kind, storage_key=key,
+            slide_count=len(slides), render_note=warnings[0] if warnings else None,
+        )
+        deck.slides = _slide_rows(slides)
+        deck.faq_items = [FaqItem(position=i, question=f.question, answer=f.answer) for i, f in enumerate(faq)]
+        deck.documents = [Document(filename=d.filename, kind=d.kind, text=d.text) for d in documents or []]
+        db.session.add(deck)
+    return deck, warnings
+
+
+def replace_slides(deck: Deck, *, instance_path: str | Path, slides_path: Path, filename: str,
+                   notes_md: str | None = None, limits: ImportLimits | None = None) -> list[str]:
+    """Put a new version of the slides (PDF or PPTX) in place of the deck's, keeping its links, FAQ, documents,
+    analytics and title; return warnings for the presenter. Nothing changes when the new file is refused.
+
+    Speaker notes: the new file's own (PPTX), then `notes_md`; a slide left without notes keeps those of the old
+    slide with the same title, so a reordered or extended deck keeps what the presenter wrote.
+    """
+    limits = limits or ImportLimits()
+    kind, slides, _ = _read_slides(slides_path, limits)
+    old_notes: dict[str, str] = {}
+    for old in deck.slides:
+        if old.notes.strip() and old.title.strip():
+            old_notes.setdefault(old.title.strip().casefold(), old.notes)
+    slides = [s if s.notes.strip() else SlideContent(s.number, s.title, s.text,
+                                                     old_notes.get(s.title.strip().casefold(), ""))
+              for s in slides]
+    slides = merge_notes(slides, notes_md)
+    key, staging, warnings = _stage(kind, slides_path, slides, instance_path, limits)
+    old_folder = deck_folder(instance_path, deck)
+    with _landing(staging, key):
+        deck.slides.clear()
+        db.session.flush()  # the old rows go first: (deck, number) is unique
+        deck.slides = _slide_rows(slides)
+        deck.source_filename, deck.source_kind, deck.storage_key = safe_name(filename), kind, key
+        deck.slide_count, deck.render_note = len(slides), warnings[0] if warnings else None
+        deck.content_version += 1  # the chat index is stale until rebuilt
+    shutil.rmtree(old_folder, ignore_errors=True)
+    return warnings
+
+
+def _read_slides(slides_path: Path, limits: ImportLimits) -> tuple[str, list[SlideContent], str]:
+    """Check and read an uploaded slides file: its kind ("pdf" or "pptx"), its slides and its document title."""
     kind = ingest.detect_kind(slides_path)
     document_title = ""
     if kind == "pptx":
@@ -117,29 +168,32 @@ def import_deck(
         slides = ingest.extract_pdf_slides(slides_path, limits.max_slides)
     if len(slides) > limits.max_slides:
         raise UploadError(f"The deck has {len(slides)} slides; the limit is {limits.max_slides}.")
-    slides = merge_notes(slides, notes_md)
-    faq = parse_faq(faq_md) if faq_md else []
+    return kind, slides, document_title
 
+
+def _stage(kind: str, slides_path: Path, slides: list[SlideContent], instance_path: str | Path,
+           limits: ImportLimits) -> tuple[str, Path, list[str]]:
+    """Copy the original and render its images into a new staging folder: (storage key, the folder, warnings);
+    the caller renames the folder to the key once the rows are in, or removes it."""
     key = uuid.uuid4().hex
-    root = storage_root(instance_path)
-    staging = root / f".staging-{key}"
-    final = root / key
+    staging = storage_root(instance_path) / f".staging-{key}"
     staging.mkdir(parents=True)
     try:
-        suffix = ".pptx" if kind == "pptx" else ".pdf"
-        shutil.copyfile(slides_path, staging / f"original{suffix}")
+        shutil.copyfile(slides_path, staging / f"original.{kind}")
         render_note = _render(kind, slides_path, slides, staging, limits)
-        if render_note:
-            warnings.append(render_note)
-        deck = Deck(
-            owner=owner, title=(title or "").strip()[:200] or _default_title(filename, slides, document_title),
-            source_filename=safe_name(filename), source_kind=kind, storage_key=key,
-            slide_count=len(slides), render_note=render_note,
-        )
-        deck.slides = [Slide(number=s.number, title=s.title[:300], text=s.text, notes=s.notes) for s in slides]
-        deck.faq_items = [FaqItem(position=i, question=f.question, answer=f.answer) for i, f in enumerate(faq)]
-        deck.documents = [Document(filename=d.filename, kind=d.kind, text=d.text) for d in documents or []]
-        db.session.add(deck)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return key, staging, [render_note] if render_note else []
+
+
+@contextmanager
+def _landing(staging: Path, key: str) -> Iterator[None]:
+    """Commit the rows the block changes together with the staged files moved to their folder `key`; on any
+    failure neither lands: the session is rolled back and the staging folder removed."""
+    final = staging.parent / key
+    try:
+        yield
         db.session.flush()
         staging.rename(final)
         try:
@@ -151,7 +205,11 @@ def import_deck(
         db.session.rollback()
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return deck, warnings
+
+
+def _slide_rows(slides: list[SlideContent]) -> list[Slide]:
+    """Slide rows for parsed slides."""
+    return [Slide(number=s.number, title=s.title[:300], text=s.text, notes=s.notes) for s in slides]
 
 
 def parse_faq(faq_md: str) -> list[FaqEntry]:

@@ -11,7 +11,7 @@ from ..domain.decks import read_document, read_text_upload
 from ..domain.ingest import UploadError
 from ..ml.indexing import reindex
 from ..models import Deck
-from .forms import ConfirmForm, MaterialForm, PairForm, PersonaForm, RenameForm
+from .forms import ConfirmForm, MaterialForm, PairForm, PersonaForm, RenameForm, ReplaceForm
 from .guards import owner_deck
 
 bp = Blueprint("assistant", __name__, url_prefix="/decks")
@@ -34,11 +34,11 @@ def settings(deck: Deck):
     return render_settings(deck)
 
 
-def render_settings(deck: Deck, rename: RenameForm | None = None) -> str:
-    """The settings page, with a rename form that may carry errors (re-shown after a refused rename)."""
+def render_settings(deck: Deck, rename: RenameForm | None = None, replace: ReplaceForm | None = None) -> str:
+    """The settings page, with rename and new-slides forms that may carry errors (re-shown when refused)."""
     return render_template("owner/assistant.html", deck=deck, material=MaterialForm(), persona=PersonaForm(
         persona=deck.persona or ""), pair=PairForm(), confirm=ConfirmForm(),
-        rename=rename or RenameForm(title=deck.title))
+        rename=rename or RenameForm(title=deck.title), replace=replace or ReplaceForm())
 
 
 @bp.route("/<int:deck_id>/material", methods=["POST"])

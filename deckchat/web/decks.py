@@ -1,4 +1,4 @@
-"""Owner pages: deck list, upload, deck detail, share links, deletion."""
+"""Owner pages: deck list, upload, deck detail, share links, a new version of the slides, deletion."""
 from __future__ import annotations
 
 import errno
@@ -17,13 +17,14 @@ from ..domain.decks import (
     read_document,
     read_text_upload,
     rename_deck,
+    replace_slides,
 )
 from ..domain.ingest import EMPTY_FILE, UploadError
 from ..extensions import db
 from ..ml.indexing import drop_index, reindex
 from ..models import Deck, ShareLink
 from .files import send_slide_image
-from .forms import ConfirmForm, LinkForm, RenameForm, UploadForm
+from .forms import ConfirmForm, LinkForm, RenameForm, ReplaceForm, UploadForm
 from .guards import owner_deck
 
 bp = Blueprint("decks", __name__, url_prefix="/decks")
@@ -53,9 +54,7 @@ def new_deck():
         except UploadError as exc:
             _field_errors(form, exc.field).append(str(exc))
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            form.slides.errors.append("The server is out of disk space, so nothing was saved. Please try again later.")
+            _out_of_space(exc, form)
             return render_template("owner/new_deck.html", form=form), 507
         else:
             for warning in warnings:
@@ -63,6 +62,47 @@ def new_deck():
             flash(f"Imported “{deck.title}” with {deck.slide_count} slides.")
             return redirect(url_for("decks.detail", deck_id=deck.id))
     return render_template("owner/new_deck.html", form=form), 400 if form.errors else 200
+
+
+def _out_of_space(exc: OSError, form) -> None:
+    """Say on the form that the disk is full (nothing was saved); any other OSError goes on up."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        raise exc
+    _field_errors(form, "slides").append("The server is out of disk space, so nothing was saved. Please try again later.")
+
+
+@bp.route("/<int:deck_id>/replace", methods=["POST"])
+@owner_deck
+def replace(deck: Deck):
+    """Put a new version of the slides in place: links, FAQ, documents and analytics stay; the index is rebuilt."""
+    from .assistant import render_settings  # noqa: PLC0415 - the settings page lives with the assistant's
+
+    form = ReplaceForm()
+    if form.validate_on_submit():
+        before = deck.slide_count
+        tmp_root = Path(current_app.instance_path) / "tmp"
+        tmp_root.mkdir(exist_ok=True)
+        try:
+            with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+                slides_path = Path(tmp) / "slides.upload"
+                form.slides.data.save(slides_path)
+                warnings = replace_slides(
+                    deck, instance_path=current_app.instance_path, slides_path=slides_path,
+                    filename=form.slides.data.filename or "slides",
+                    notes_md=_text_field(form.notes.data, "speaker notes", "notes"),
+                    limits=ImportLimits.from_config(current_app.config))
+        except UploadError as exc:
+            _field_errors(form, exc.field).append(str(exc))
+        except OSError as exc:
+            _out_of_space(exc, form)
+            return render_settings(deck, replace=form), 507
+        else:
+            for warning in warnings + reindex(deck.id, current_app.instance_path, current_app.config["EMBED_MODEL"]):
+                flash(warning, "warning")
+            flash(f"New slides in place: {before} → {deck.slide_count} slides from {deck.source_filename}. "
+                  "Share links, FAQ, documents and analytics stay; notes were kept for slides with the same title.")
+            return redirect(url_for("decks.detail", deck_id=deck.id), 303)
+    return render_settings(deck, replace=form), 400
 
 
 class UploadErrors(Exception):
@@ -73,9 +113,9 @@ class UploadErrors(Exception):
         self.errors = errors
 
 
-def _field_errors(form: UploadForm, name: str) -> list[str]:
-    """The error list of the upload field an error concerns (the slides when it names none of them)."""
-    field = form[name] if name in ("slides", "notes", "faq", "documents") else form.slides
+def _field_errors(form: UploadForm | ReplaceForm, name: str) -> list[str]:
+    """The error list of the upload field an error concerns (the slides when it names none of the form's)."""
+    field = form[name] if name in ("slides", "notes", "faq", "documents") and name in form else form.slides
     if not isinstance(field.errors, list):
         field.errors = list(field.errors)
     return field.errors

@@ -43,6 +43,14 @@ class UploadForm(FlaskForm):
     documents = MultipleFileField("Other documents (Markdown, text or PDF)", render_kw={"accept": ACCEPT_DOCUMENTS})
 
 
+class ReplaceForm(FlaskForm):
+    """A new version of a deck's slides, with speaker notes for a PDF if wanted."""
+
+    slides = FileField("New slides (PDF or PPTX)", validators=[FileRequired("Choose a PDF or PPTX file.")],
+                       render_kw={"accept": ACCEPT_SLIDES})
+    notes = FileField("Speaker notes (optional; Markdown, '## Slide N' headings)", render_kw={"accept": ACCEPT_TEXT})
+
+
 class RenameForm(FlaskForm):
     """A deck's new title (1 to 200 characters once stripped)."""
 

@@ -7,7 +7,8 @@ const count = Number(root.dataset.count);
 const visitKey = root.dataset.visit;
 const trackUrl = root.dataset.trackUrl;
 const heartbeatMs = Number(root.dataset.heartbeat) * 1000;
-const slideUrl = (n) => root.dataset.slideUrl.replace(/0\.png$/, `${n}.png`);
+// The URL carries the images' version (?v=...): a replaced deck is never shown from the browser's cache.
+const slideUrl = (n) => root.dataset.slideUrl.replace(/\/0\.png(?=\?|$)/, `/${n}.png`);
 const image = root.querySelector('[data-testid="slide-image"]');
 const counter = root.querySelector('[data-testid="slide-number"]');
 const thumbs = [...root.querySelectorAll(".thumb")];
@@ -103,7 +104,9 @@ image.addEventListener("load", () => {
 });
 retry.addEventListener("click", () => {
   slideError.hidden = true;
-  image.src = `${slideUrl(current)}?retry=${Date.now()}`;
+  const again = new URL(slideUrl(current), window.location.href);
+  again.searchParams.set("retry", String(Date.now()));
+  image.src = again.href;
 });
 thumbs.forEach((t) => {
   t.querySelector("img")?.addEventListener("error", () => t.classList.add("broken"));

@@ -1,0 +1,134 @@
+"""A new version of a deck's slides: links, FAQ, documents, analytics stay; notes follow slide titles; a refused
+file changes nothing; only the owner may do it; the same from the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+from clients import login
+from factories import PITCH_PAGES, make_pdf
+
+from deckchat.domain import sharing
+from deckchat.domain.accounts import create_user
+from deckchat.extensions import db
+from deckchat.models import Deck, SlideView
+
+# Version 2 moves "Our solution" up, adds a team slide and changes the ask.
+V2_PAGES = [PITCH_PAGES[0], PITCH_PAGES[2], PITCH_PAGES[1], "Team\nTwo founders, ten engineers", PITCH_PAGES[3],
+            "The ask\nRaising 10M Series A"]
+
+
+def _replace(client, deck_id, content: bytes, filename="pitch-v2.pdf"):
+    return client.post(f"/decks/{deck_id}/replace", data={"slides": (io.BytesIO(content), filename)},
+                       content_type="multipart/form-data")
+
+
+def _state(app, deck_id):
+    with app.app_context():
+        deck = db.session.get(Deck, deck_id)
+        folder = Path(app.instance_path) / "decks" / deck.storage_key
+        return {"count": deck.slide_count, "key": deck.storage_key, "folder": folder, "version": deck.content_version,
+                "notes": {s.title: s.notes for s in deck.slides}, "faq": len(deck.faq_items),
+                "file": deck.source_filename}
+
+
+def test_new_slides_keep_links_notes_and_analytics(app, client, owner, pitch_deck):
+    with app.app_context():
+        token = sharing.create_link(db.session.get(Deck, pitch_deck)).token
+    visit = re.search(rb'data-visit="([^"]+)"', app.test_client().get(f"/s/{token}").data).group(1).decode()
+    client.post("/api/track", data=json.dumps({"visit": visit, "view": "stay-one-1", "slide": 3, "visible_ms": 4000}),
+                content_type="text/plain")
+    before = _state(app, pitch_deck)
+    login(client)
+    settings = client.get(f"/decks/{pitch_deck}/assistant").get_data(as_text=True)
+    form = re.search(r'<form[^>]*data-testid="replace-form"[^>]*>.*?</form>', settings, re.S).group(0)
+    assert 'enctype="multipart/form-data"' in form and f'action="/decks/{pitch_deck}/replace"' in form
+    assert 'name="slides"' in form and 'name="notes"' in form
+
+    response = _replace(client, pitch_deck, make_pdf(V2_PAGES))
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/decks/{pitch_deck}")
+    after = _state(app, pitch_deck)
+    assert after["count"] == 6 and after["file"] == "pitch-v2.pdf" and after["faq"] == before["faq"] > 0
+    assert after["version"] > before["version"] and after["key"] != before["key"]
+    assert after["folder"].is_dir() and not before["folder"].exists()  # the old images are gone, the new in place
+    # Notes follow the slide titles, wherever the slides moved; the new slide has none.
+    for title in ("Acme Robotics", "Our solution", "Traction"):
+        assert after["notes"][title] == before["notes"][title] and after["notes"][title]
+    assert after["notes"]["Team"] == ""
+    flash = client.get(f"/decks/{pitch_deck}").get_data(as_text=True)
+    assert "New slides in place: 5 → 6 slides from pitch-v2.pdf." in flash
+
+    investor = app.test_client()  # the same link shows the new version, its images under a new address
+    page = investor.get(f"/s/{token}").get_data(as_text=True)
+    assert f"v={after['key'][:12]}" in page and f"v={before['key'][:12]}" not in page
+    assert investor.get(f"/s/{token}/slides/6.png").status_code == 200
+    with app.app_context():  # what investors did before stays
+        assert db.session.scalar(db.select(SlideView.visible_ms).where(SlideView.slide == 3)) == 4000
+    from deckchat.domain.decks import deck_content
+    from deckchat.ml.index import index_fingerprint, read_manifest
+    from deckchat.ml.indexing import index_root
+
+    with app.app_context():  # the chat index was rebuilt for the new version
+        manifest = read_manifest(pitch_deck, index_root(app.instance_path))
+        assert manifest["fingerprint"] == index_fingerprint(deck_content(pitch_deck))
+
+
+def test_a_refused_file_changes_nothing(app, client, owner, pitch_deck):
+    before = _state(app, pitch_deck)
+    login(client)
+    response = _replace(client, pitch_deck, b"just some text", "pitch-v2.pdf")
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert 'data-testid="replace-form"' in page and "PDF" in page
+    missing = client.post(f"/decks/{pitch_deck}/replace", data={}, content_type="multipart/form-data")
+    assert missing.status_code == 400 and "Choose a PDF or PPTX file." in missing.get_data(as_text=True)
+    after = _state(app, pitch_deck)
+    assert after == before and sorted(p.name for p in (after["folder"] / "slides").iterdir())[-1] == "005.png"
+    assert [p.name for p in after["folder"].parent.iterdir() if p.name.startswith(".staging")] == []
+
+
+def test_only_the_owner_replaces(app, client, owner, pitch_deck):
+    with app.app_context():
+        create_user("other@example.com", "password123")
+    login(client, "other@example.com")
+    assert _replace(client, pitch_deck, make_pdf(V2_PAGES)).status_code == 404
+    assert _state(app, pitch_deck)["count"] == 5
+
+
+def test_replace_from_the_cli(app, runner, pitch_deck, tmp_path):
+    new = tmp_path / "pitch-v2.pdf"
+    new.write_bytes(make_pdf(V2_PAGES))
+    result = runner.invoke("deck", "replace", str(pitch_deck), str(new), "--no-index", "--json")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["slides"] == 6 and out["previous_slides"] == 5 and out["source_filename"] == "pitch-v2.pdf"
+    bad = tmp_path / "notes.pdf"
+    bad.write_text("not a pdf")
+    refused = runner.invoke("deck", "replace", str(pitch_deck), str(bad))
+    assert refused.exit_code != 0 and refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1
+    assert _state(app, pitch_deck)["count"] == 6
+
+
+def test_analytics_survive_a_shorter_version(app, client, owner, pitch_deck):
+    with app.app_context():
+        token = sharing.create_link(db.session.get(Deck, pitch_deck)).token
+    visit = re.search(rb'data-visit="([^"]+)"', app.test_client().get(f"/s/{token}").data).group(1).decode()
+    for slide in (1, 5):
+        client.post("/api/track", data=json.dumps({"visit": visit, "view": f"stay-on-{slide}", "slide": slide,
+                                                   "visible_ms": 2000}), content_type="text/plain")
+    login(client)
+    assert _replace(client, pitch_deck, make_pdf(PITCH_PAGES[:2])).status_code == 303
+    with app.app_context():
+        from deckchat.models import Visit
+
+        visit_id = db.session.scalar(db.select(Visit.id))
+    for path in (f"/decks/{pitch_deck}/analytics", f"/decks/{pitch_deck}/analytics/slides.csv",
+                 f"/decks/{pitch_deck}/analytics/visits/{visit_id}",
+                 f"/decks/{pitch_deck}/analytics/visits.csv", f"/api/decks/{pitch_deck}/analytics"):
+        assert client.get(path).status_code == 200, path
+    stats = client.get(f"/api/decks/{pitch_deck}/analytics").json
+    assert [s["slide"] for s in stats["slides"]] == [1, 2] and stats["visits"] == 1
+    assert stats["slides"][0]["visible_seconds"] == 2.0
