@@ -43,6 +43,8 @@ def test_new_slides_keep_links_notes_and_analytics(app, client, owner, pitch_dec
                 content_type="text/plain")
     before = _state(app, pitch_deck)
     login(client)
+    deck_page = client.get(f"/decks/{pitch_deck}").get_data(as_text=True)
+    assert f'href="/decks/{pitch_deck}/assistant#new-slides"' in deck_page
     settings = client.get(f"/decks/{pitch_deck}/assistant").get_data(as_text=True)
     form = re.search(r'<form[^>]*data-testid="replace-form"[^>]*>.*?</form>', settings, re.S).group(0)
     assert 'enctype="multipart/form-data"' in form and f'action="/decks/{pitch_deck}/replace"' in form
