@@ -1,4 +1,4 @@
-"""`deckchat init`, `user create`, `deck import/replace/share/rename` and `demo`."""
+"""`deckchat init`, `user create`, `deck import/replace/share/link/rename` and `demo`."""
 from __future__ import annotations
 
 import sys
@@ -10,12 +10,20 @@ from flask_migrate import upgrade
 
 from ..domain import sharing
 from ..domain.accounts import AccountError, create_user, find_user
-from ..domain.decks import ImportLimits, import_deck, read_document, read_text_upload, rename_deck, replace_slides
+from ..domain.analytics import iso
+from ..domain.decks import (
+    ImportLimits,
+    import_deck,
+    read_document,
+    read_text_upload,
+    rename_deck,
+    replace_slides,
+)
 from ..domain.ingest import UploadError
 from ..extensions import db
 from ..ml.indexing import reindex
 from ..ml.runtime import describe_engine
-from ..models import Deck
+from ..models import Deck, utcnow
 from .base import emit, fail, main
 
 
@@ -145,6 +153,44 @@ def deck_share(deck_id, password, expires_in, require_email, allow_download, lab
     out = {"token": link.token, "url": f"/s/{link.token}"}
     text = out["url"]
     if link.webhook_secret:  # the receiver needs it to check each delivery's signature
+        out["webhook_secret"] = link.webhook_secret
+        text += f"\nwebhook secret: {link.webhook_secret}"
+    emit(out, as_json, text)
+
+
+@deck.command("link")
+@click.argument("token")
+@click.option("--label")
+@click.option("--password", help="A new password (browsers that unlocked must unlock again).")
+@click.option("--no-password", is_flag=True, help="Remove the password.")
+@click.option("--expires-in", help="From now: e.g. 30m, 12h, 7d, 2w; or 'never'.")
+@click.option("--require-email/--no-require-email", default=None)
+@click.option("--allow-download/--no-allow-download", default=None)
+@click.option("--webhook", help="A new webhook URL (it gets a new secret); '' removes the webhook.")
+@click.option("--json", "as_json", is_flag=True)
+def deck_link(token, label, password, no_password, expires_in, require_email, allow_download, webhook,
+              as_json) -> None:
+    """Change an active share link's rules (TOKEN from `deck share`); options left out stay as they are."""
+    link = sharing.find_link(token)
+    if link is None:
+        fail(f"no link with token {token}")
+    if password and no_password:
+        fail("give --password or --no-password, not both")
+    try:
+        expires = sharing.KEEP if expires_in is None else None if expires_in == "never" else (
+            utcnow() + sharing.parse_duration(expires_in))
+        changes = sharing.update_link(
+            link, label=label, password=None if no_password else password or sharing.KEEP, expires_at=expires,
+            require_email=require_email, allow_download=allow_download,
+            webhook_url=sharing.KEEP if webhook is None else webhook)
+    except ValueError as exc:
+        fail(str(exc))
+    out = {"token": link.token, "changed": changes, "label": link.label, "password": bool(link.password_hash),
+           "require_email": link.require_email, "allow_download": link.allow_download,
+           "expires_at": iso(link.expires_at),
+           "webhook_url": link.webhook_url}
+    text = f"Link /s/{link.token}: " + (", ".join(changes) + " changed" if changes else "nothing changed")
+    if "webhook" in changes:  # the receiver needs the new secret to check signatures
         out["webhook_secret"] = link.webhook_secret
         text += f"\nwebhook secret: {link.webhook_secret}"
     emit(out, as_json, text)

@@ -1,4 +1,4 @@
-"""Share links: creation with access rules, resolution of a token to its state, revocation."""
+"""Share links: creation with access rules, changes to them, resolution of a token to its state, revocation."""
 from __future__ import annotations
 
 import re
@@ -38,13 +38,7 @@ def create_link(
     Raises ValueError for a webhook URL that is not http(s), or that points to a private or local address
     while WEBHOOK_ALLOW_PRIVATE is off (the server must not be made to call its own network).
     """
-    webhook_url = (webhook_url or "").strip() or None
-    if webhook_url and not valid_webhook_url(webhook_url):
-        raise ValueError("the webhook must be an http:// or https:// URL")
-    if webhook_url and not current_app.config.get("WEBHOOK_ALLOW_PRIVATE", False):
-        refusal = private_target_error(webhook_url)
-        if refusal:
-            raise ValueError(refusal)
+    webhook_url = checked_webhook(webhook_url)
     link = ShareLink(
         deck=deck,
         label=label.strip()[:120],
@@ -57,6 +51,65 @@ def create_link(
     db.session.add(link)
     db.session.commit()
     return link
+
+
+def checked_webhook(url: str | None) -> str | None:
+    """A webhook URL as stored (stripped; None when empty); ValueError for one that is not http(s), or that
+    points to a private or local address while WEBHOOK_ALLOW_PRIVATE is off."""
+    url = (url or "").strip() or None
+    if url and not valid_webhook_url(url):
+        raise ValueError("the webhook must be an http:// or https:// URL")
+    if url and not current_app.config.get("WEBHOOK_ALLOW_PRIVATE", False):
+        refusal = private_target_error(url)
+        if refusal:
+            raise ValueError(refusal)
+    return url
+
+
+KEEP = object()  # `update_link`: leave this rule as it is
+
+
+def update_link(
+    link: ShareLink,
+    *,
+    label: str | None = None,
+    password: object = KEEP,
+    expires_at: object = KEEP,
+    require_email: bool | None = None,
+    allow_download: bool | None = None,
+    webhook_url: object = KEEP,
+) -> list[str]:
+    """Change an active link's rules (None or KEEP leaves one as it is); return the names of those that changed.
+
+    `password` None removes it and a string sets it (browsers that unlocked with the old one must unlock again);
+    `expires_at` None means never; `webhook_url` None or "" removes it, and a new URL gets a new signing secret.
+    Raises ValueError for a revoked or expired link, a past expiry or a webhook `checked_webhook` refuses;
+    nothing is stored then.
+    """
+    if link.state() != "active":
+        raise ValueError(f"this link is {link.state()}; create a new one instead")
+    changes: list[str] = []
+    url = checked_webhook(webhook_url) if webhook_url is not KEEP else KEEP
+    if expires_at is not KEEP and expires_at is not None and expires_at <= utcnow():
+        raise ValueError("the new expiry is in the past")
+    if label is not None and label.strip()[:120] != link.label:
+        link.label = label.strip()[:120]
+        changes.append("label")
+    if password is not KEEP and (password or link.password_hash):
+        link.set_password(password or None)
+        changes.append("password" if password else "password removed")
+    if expires_at is not KEEP and expires_at != link.expires_at:
+        link.expires_at = expires_at
+        changes.append("expiry")
+    for name, value in (("require_email", require_email), ("allow_download", allow_download)):
+        if value is not None and bool(value) != getattr(link, name):
+            setattr(link, name, bool(value))
+            changes.append(name.replace("_", " "))
+    if url is not KEEP and url != link.webhook_url:
+        link.set_webhook(url)
+        changes.append("webhook" if url else "webhook removed")
+    db.session.commit()
+    return changes
 
 
 def revoke_link(link: ShareLink) -> None:

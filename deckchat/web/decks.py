@@ -1,4 +1,4 @@
-"""Owner pages: deck list, upload, deck detail, share links, a new version of the slides, deletion."""
+"""Owner pages: deck list, upload, deck detail, a new version of the slides, renaming, deletion."""
 from __future__ import annotations
 
 import errno
@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ..domain import ingest, sharing
+from ..domain import ingest
 from ..domain.decks import (
     ImportLimits,
     delete_deck,
@@ -22,7 +22,7 @@ from ..domain.decks import (
 from ..domain.ingest import EMPTY_FILE, UploadError
 from ..extensions import db
 from ..ml.indexing import drop_index, reindex
-from ..models import Deck, ShareLink
+from ..models import Deck
 from .files import send_slide_image
 from .forms import ConfirmForm, LinkForm, RenameForm, ReplaceForm, UploadForm
 from .guards import owner_deck
@@ -177,40 +177,6 @@ def detail(deck: Deck):
     """A deck's slides, notes, documents and links."""
     return render_template("owner/deck.html", deck=deck, link_form=LinkForm(), confirm=ConfirmForm(),
                            rename=RenameForm(title=deck.title))
-
-
-@bp.route("/<int:deck_id>/links", methods=["POST"])
-@owner_deck
-def create_link(deck: Deck):
-    """Create a share link."""
-    form = LinkForm()
-    if not form.validate_on_submit():
-        flash("The link could not be created: " + "; ".join(e for es in form.errors.values() for e in es), "error")
-        return redirect(url_for("decks.detail", deck_id=deck.id)), 303
-    try:
-        link = sharing.create_link(
-            deck, password=form.password.data or None,
-            expires_in=sharing.parse_duration(form.expires_in.data) if form.expires_in.data else None,
-            require_email=form.require_email.data, allow_download=form.allow_download.data,
-            label=form.label.data or "", webhook_url=form.webhook_url.data or None,
-        )
-    except ValueError as exc:  # e.g. a webhook to a private or local address
-        flash(f"The link could not be created: {exc}", "error")
-        return redirect(url_for("decks.detail", deck_id=deck.id)), 303
-    flash(f"Link created: {url_for('viewer.open_link', token=link.token, _external=True)}")
-    return redirect(url_for("decks.detail", deck_id=deck.id), 303)
-
-
-@bp.route("/<int:deck_id>/links/<int:link_id>/revoke", methods=["POST"])
-@owner_deck
-def revoke_link(deck: Deck, link_id: int):
-    """Revoke one of the deck's links."""
-    link = db.session.get(ShareLink, link_id)
-    if link is None or link.deck_id != deck.id or not ConfirmForm().validate_on_submit():
-        return render_template("error.html", code=404, title="Not Found", message="No such link."), 404
-    sharing.revoke_link(link)
-    flash("Link revoked: it now answers “gone”.")
-    return redirect(url_for("decks.detail", deck_id=deck.id), 303)
 
 
 @bp.route("/<int:deck_id>/rename", methods=["POST"])

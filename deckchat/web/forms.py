@@ -76,6 +76,17 @@ class LinkForm(FlaskForm):
         Regexp(r"(?i)^https?://", message="The webhook must be an http:// or https:// URL.")])
 
 
+class EditLinkForm(LinkForm):
+    """Changes to an active share link's rules; its address stays."""
+
+    password = PasswordField("New password (empty: keep the current one)", validators=[Optional(), Length(max=200)])
+    remove_password = BooleanField("No password")
+    expires_in = SelectField(
+        "Expires", choices=[("keep", "Keep as it is"), ("never", "Never"), ("1d", "In a day from now"),
+                            ("7d", "In a week from now"), ("30d", "In 30 days from now")], default="keep",
+    )
+
+
 class UnlockForm(FlaskForm):
     """What a locked share link asks for: a password, an email, or both."""
 

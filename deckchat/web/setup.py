@@ -126,7 +126,7 @@ def init_web(app: Flask) -> None:
     from ..models import User  # noqa: PLC0415
     from . import health  # noqa: PLC0415
     from .observability import init_observability  # noqa: PLC0415
-    from . import analytics, api, assistant, auth, chat, compare, decks, viewer  # noqa: PLC0415
+    from . import analytics, api, assistant, auth, chat, compare, decks, links, viewer  # noqa: PLC0415
 
     app.config["SECRET_KEY"] = _secret_key(app)
     app.add_template_filter(count_of)
@@ -152,7 +152,7 @@ def init_web(app: Flask) -> None:
             return jsonify(error=message, message=message, status=401), 401
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
-    for bp in (auth.bp, decks.bp, assistant.bp, viewer.bp, chat.bp, analytics.bp, api.bp, compare.bp):
+    for bp in (auth.bp, decks.bp, links.bp, assistant.bp, viewer.bp, chat.bp, analytics.bp, api.bp, compare.bp):
         app.register_blueprint(bp)
     app.register_blueprint(health.bp)
 

@@ -53,9 +53,12 @@ def _link_or_error(token: str) -> ShareLink:
 
 
 def _grant(link: ShareLink) -> dict | None:
-    """What this browser has unlocked for the link (bound to the link's current password)."""
+    """What this browser has unlocked for the link (bound to the link's current password, and holding an email
+    when the link now asks for one)."""
     grant = session.get("links", {}).get(link.token)
     if grant is None or grant.get("pw") != (link.password_hash or "")[-16:]:
+        return None
+    if link.require_email and not grant.get("email"):
         return None
     return grant
 
