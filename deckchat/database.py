@@ -39,3 +39,11 @@ def write_transaction() -> Iterator[Connection]:
     with db.engine.connect().execution_options(sqlite_immediate=True) as conn:
         with conn.begin():
             yield conn
+
+
+def lock_for_writing() -> None:
+    """End the ORM session's read snapshot and start its next transaction with the write lock (SQLite), for a
+    write that reads first: a deferred transaction whose snapshot predates another writer's commit cannot take
+    the lock and fails at once, where an immediate one waits its turn (busy_timeout). Loaded objects expire."""
+    db.session.commit()
+    db.session.connection(execution_options={"sqlite_immediate": True})

@@ -53,7 +53,8 @@ class Deck(db.Model):
     storage_key: Mapped[str] = mapped_column(String(64), unique=True)  # folder under instance/decks/
     slide_count: Mapped[int] = mapped_column(default=0)
     render_note: Mapped[str | None] = mapped_column(Text)  # why slide images are placeholders, if they are
-    # Bumped whenever notes, FAQ, documents or examples change; the index records the version it was built from.
+    # Bumped whenever notes, FAQ, documents, examples or the slides change; the index records the version it was
+    # built from.
     content_version: Mapped[int] = mapped_column(default=1)
     persona: Mapped[str | None] = mapped_column(Text)  # the bot's preamble; None: the default persona
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

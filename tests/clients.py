@@ -228,6 +228,18 @@ class ForwardProxy(_Served):
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
+def commit_elsewhere() -> None:
+    """Commit a write on another database connection, as an investor's heartbeat does in the middle of a
+    request: a transaction that read before it must still be able to write after it (SQLite snapshots)."""
+    from sqlalchemy import text
+
+    from deckchat.extensions import db
+
+    with db.engine.connect() as conn:
+        conn.execute(text("UPDATE users SET email = email"))
+        conn.commit()
+
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 

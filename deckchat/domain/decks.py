@@ -4,11 +4,15 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
+
+from ..database import lock_for_writing
 from ..extensions import db
 from ..models import Deck, Document, FaqItem, Slide, User
 from . import ingest
@@ -129,21 +133,23 @@ def replace_slides(deck: Deck, *, instance_path: str | Path, slides_path: Path, 
     analytics and title; return warnings for the presenter. Nothing changes when the new file is refused.
 
     Speaker notes: the new file's own (PPTX), then `notes_md`; a slide left without notes keeps those of the old
-    slide with the same title, so a reordered or extended deck keeps what the presenter wrote.
+    slide with the same title when that title names one slide in each version (a running header repeated on
+    every page names none), so a reordered or extended deck keeps what the presenter wrote. A warning lists the
+    old slides whose notes found no place.
     """
     limits = limits or ImportLimits()
     kind, slides, _ = _read_slides(slides_path, limits)
-    old_notes: dict[str, str] = {}
-    for old in deck.slides:
-        if old.notes.strip() and old.title.strip():
-            old_notes.setdefault(old.title.strip().casefold(), old.notes)
-    slides = [s if s.notes.strip() else SlideContent(s.number, s.title, s.text,
-                                                     old_notes.get(s.title.strip().casefold(), ""))
-              for s in slides]
+    slides, lost = _carry_notes(deck.slides, slides)
     slides = merge_notes(slides, notes_md)
     key, staging, warnings = _stage(kind, slides_path, slides, instance_path, limits)
-    old_folder = deck_folder(instance_path, deck)
+    if lost:
+        warnings.append(f"The notes of old slide{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))} found no "
+                        "slide with the same title in the new version; upload them again under Material if they "
+                        "still apply.")
     with _landing(staging, key):
+        # One replacement at a time (PostgreSQL; SQLite's write lock already is one); the folder read under it.
+        db.session.execute(select(Deck.id).where(Deck.id == deck.id).with_for_update())
+        old_folder = deck_folder(instance_path, deck)
         deck.slides.clear()
         db.session.flush()  # the old rows go first: (deck, number) is unique
         deck.slides = _slide_rows(slides)
@@ -152,6 +158,27 @@ def replace_slides(deck: Deck, *, instance_path: str | Path, slides_path: Path, 
         deck.content_version += 1  # the chat index is stale until rebuilt
     shutil.rmtree(old_folder, ignore_errors=True)
     return warnings
+
+
+def _title_key(title: str) -> str:
+    """A slide title compared across versions: spacing and case do not count."""
+    return " ".join(title.split()).casefold()
+
+
+def _carry_notes(old: list[Slide], new: list[SlideContent]) -> tuple[list[SlideContent], list[int]]:
+    """The new slides with the notes of old slides carried over by unique title where they have none of their
+    own, and the numbers of old slides with notes that found no slide of the new version with notes."""
+    old_count = Counter(_title_key(s.title) for s in old)
+    new_count = Counter(_title_key(s.title) for s in new)
+    carried = {}
+    for s in old:
+        key = _title_key(s.title)
+        if s.notes.strip() and key and old_count[key] == new_count[key] == 1:
+            carried[key] = s.notes
+    out = [s if s.notes.strip() else SlideContent(s.number, s.title, s.text, carried.get(_title_key(s.title), ""))
+           for s in new]
+    noted = {_title_key(s.title) for s in out if s.notes.strip()}
+    return out, [s.number for s in old if s.notes.strip() and _title_key(s.title) not in noted]
 
 
 def _read_slides(slides_path: Path, limits: ImportLimits) -> tuple[str, list[SlideContent], str]:
@@ -193,6 +220,7 @@ def _landing(staging: Path, key: str) -> Iterator[None]:
     failure neither lands: the session is rolled back and the staging folder removed."""
     final = staging.parent / key
     try:
+        lock_for_writing()  # the request's read snapshot is long past (rendering takes seconds)
         yield
         db.session.flush()
         staging.rename(final)

@@ -79,10 +79,11 @@ def update_link(
     allow_download: bool | None = None,
     webhook_url: object = KEEP,
 ) -> list[str]:
-    """Change an active link's rules (None or KEEP leaves one as it is); return the names of those that changed.
+    """Change an active link's rules; return the names of those that changed. KEEP (the default) leaves a rule
+    as it is, and so does None for `label`, `require_email` and `allow_download`.
 
-    `password` None removes it and a string sets it (browsers that unlocked with the old one must unlock again);
-    `expires_at` None means never; `webhook_url` None or "" removes it, and a new URL gets a new signing secret.
+    `password`: a string sets it (browsers that unlocked with the old one must unlock again), None removes it.
+    `expires_at`: a time, or None for never. `webhook_url`: None or "" removes it; a new URL gets a new secret.
     Raises ValueError for a revoked or expired link, a past expiry or a webhook `checked_webhook` refuses;
     nothing is stored then.
     """

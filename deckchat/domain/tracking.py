@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ..database import write_transaction
+from ..database import lock_for_writing, write_transaction
 from ..extensions import db
 from ..models import Deck, ShareLink, SlideView, Visit, utcnow
 
@@ -65,9 +65,9 @@ def start_visit(link: ShareLink, visitor_id: str, email: str | None, user_agent:
     """
     link_id, deck_id = link.id, link.deck_id
     visitor_id, now = visitor_id[:64], now or utcnow()
-    # The request has read the link in a deferred transaction; on SQLite that snapshot cannot take the write
-    # lock once another writer has committed (it fails at once instead of waiting), so write in a fresh one.
-    db.session.commit()
+    # Look up and write under the write lock: the request's own read snapshot could not take it once a heartbeat
+    # has committed, and two tabs opening at once must not both start a visit.
+    lock_for_writing()
     if resume_within is not None:
         live = db.session.scalars(
             select(Visit).where(

@@ -100,7 +100,7 @@ def replace(deck: Deck):
             for warning in warnings + reindex(deck.id, current_app.instance_path, current_app.config["EMBED_MODEL"]):
                 flash(warning, "warning")
             flash(f"New slides in place: {before} → {deck.slide_count} slides from {deck.source_filename}. "
-                  "Share links, FAQ, documents and analytics stay; notes were kept for slides with the same title.")
+                  "Share links, FAQ, documents and analytics stay.")
             return redirect(url_for("decks.detail", deck_id=deck.id), 303)
     return render_settings(deck, replace=form), 400
 

@@ -63,8 +63,11 @@ class RenameForm(FlaskForm):
 class LinkForm(FlaskForm):
     """A new share link."""
 
-    label = StringField("Label", validators=[Optional(), Length(max=120)])
-    password = PasswordField("Password (optional)", validators=[Optional(), Length(max=200)])
+    # A label and a password field read as a log-in form to browsers: without these hints they may fill in the
+    # owner's own account password, which would then be shared with investors as the link's.
+    label = StringField("Label", validators=[Optional(), Length(max=120)], render_kw={"autocomplete": "off"})
+    password = PasswordField("Password (optional)", validators=[Optional(), Length(max=200)],
+                             render_kw={"autocomplete": "new-password"})
     expires_in = SelectField(
         "Expires", choices=[("", "Never"), ("1d", "In a day"), ("7d", "In a week"), ("30d", "In 30 days")],
         default="",
@@ -79,7 +82,8 @@ class LinkForm(FlaskForm):
 class EditLinkForm(LinkForm):
     """Changes to an active share link's rules; its address stays."""
 
-    password = PasswordField("New password (empty: keep the current one)", validators=[Optional(), Length(max=200)])
+    password = PasswordField("New password (empty: keep the current one)", validators=[Optional(), Length(max=200)],
+                             render_kw={"autocomplete": "new-password"})
     remove_password = BooleanField("No password")
     expires_in = SelectField(
         "Expires", choices=[("keep", "Keep as it is"), ("never", "Never"), ("1d", "In a day from now"),

@@ -53,10 +53,10 @@ def _link_or_error(token: str) -> ShareLink:
 
 
 def _grant(link: ShareLink) -> dict | None:
-    """What this browser has unlocked for the link (bound to the link's current password, and holding an email
-    when the link now asks for one)."""
+    """What this browser has unlocked for the link: bound to the link's current password while it has one (a
+    new password asks again; a removed one does not), and holding an email when the link now asks for one."""
     grant = session.get("links", {}).get(link.token)
-    if grant is None or grant.get("pw") != (link.password_hash or "")[-16:]:
+    if grant is None or (link.password_hash and grant.get("pw") != link.password_hash[-16:]):
         return None
     if link.require_email and not grant.get("email"):
         return None

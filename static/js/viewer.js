@@ -78,6 +78,7 @@ function linkGone(message) {
   if (!gone) {
     gone = true;
     clearInterval(heartbeat);
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {}); // the banner is outside the stage
     document.dispatchEvent(new CustomEvent("deck:link-gone", { detail: { message: message || LINK_GONE } }));
   }
   banner.textContent = message || LINK_GONE;
@@ -176,13 +177,18 @@ document.addEventListener("visibilitychange", () => {
 window.addEventListener("pagehide", report);
 heartbeat = setInterval(() => { if (document.visibilityState === "visible") report(); }, heartbeatMs);
 
-window.addEventListener("hashchange", () => show(slideFromHash()));
+window.addEventListener("hashchange", () => {
+  const n = slideFromHash();
+  if (n !== null && n >= 1 && n <= count) show(n);
+  else history.replaceState(history.state, "", `#slide-${current}`); // no such slide: the address says where we are
+});
 
 window.deckViewer = { show, current: () => current, linkGone };
 const opening = slideFromHash();
 if (opening !== null && opening > 1 && opening <= count) {
   show(opening, true); // opens the first stay on that slide: slide 1 was never really seen
 } else {
+  if (opening !== null && opening !== 1) history.replaceState(history.state, "", "#slide-1"); // no such slide
   if (image.complete && image.naturalWidth === 0 && image.getAttribute("src")) slideFailed(); // failed before this ran
   report();
 }

@@ -45,6 +45,9 @@ def test_the_form_shows_the_links_rules_and_saves_changes(app, client, owner, pi
              for name in re.findall(r'name="([a-z_]+)"', tag)}
     assert 'value="Seed fund"' in page and boxes == {"require_email": False, "allow_download": True}
     assert token in page
+    # Not a log-in form to the browser: it must not fill in the owner's own password as the link's.
+    assert re.search(r'<input[^>]*autocomplete="new-password"[^>]*name="password"', page)
+    assert re.search(r'<input[^>]*autocomplete="off"[^>]*name="label"', page)
 
     response = _edit(client, pitch_deck, link_id, label="Seed fund II", expires_in="never")
     assert response.status_code == 303
@@ -81,6 +84,8 @@ def test_a_new_password_or_email_rule_asks_browsers_to_unlock_again(app, client,
     assert b'data-testid="unlock-form"' in investor.get(f"/s/{token}").data
     assert investor.post(f"/s/{token}", data={"password": "first-one", "email": "vc@fund.example"}).status_code == 401
 
+    _edit(client, pitch_deck, link_id, require_email="y", remove_password="y")
+    assert b'data-testid="slide-image"' in investor.get(f"/s/{token}").data  # no password now; the email holds
     _edit(client, pitch_deck, link_id, remove_password="y")  # no password, no email rule: open to all
     assert _rules(app, link_id)["pw"] is None
     assert b'data-testid="slide-image"' in app.test_client().get(f"/s/{token}").data

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from clients import login
+from clients import commit_elsewhere, login
 from factories import PITCH_PAGES, make_pdf
 
 from deckchat.domain import sharing
@@ -134,3 +134,41 @@ def test_analytics_survive_a_shorter_version(app, client, owner, pitch_deck):
     stats = client.get(f"/api/decks/{pitch_deck}/analytics").json
     assert [s["slide"] for s in stats["slides"]] == [1, 2] and stats["visits"] == 1
     assert stats["slides"][0]["visible_seconds"] == 2.0
+
+
+def test_replacing_while_investors_report_views(app, client, owner, pitch_deck, monkeypatch):
+    from deckchat.domain import decks
+
+    render = decks._stage
+
+    def render_while_a_heartbeat_commits(*args, **kwargs):
+        staged = render(*args, **kwargs)
+        commit_elsewhere()  # the request read the deck before rendering; a viewer's report lands meanwhile
+        return staged
+
+    monkeypatch.setattr(decks, "_stage", render_while_a_heartbeat_commits)
+    login(client)
+    assert _replace(client, pitch_deck, make_pdf(V2_PAGES)).status_code == 303
+    assert _state(app, pitch_deck)["count"] == 6
+
+
+def test_notes_follow_only_titles_that_name_one_slide(app, client, owner):
+    from deckchat.domain.decks import ImportLimits, import_deck
+    from deckchat.models import User
+
+    header = "Acme - Confidential"
+    pages = [f"{header}\nPage {n}" for n in range(1, 4)]
+    notes = "\n\n".join(f"## Slide {n}\nNote {n}" for n in range(1, 4))
+    with app.app_context():
+        path = Path(app.instance_path) / "v1.pdf"
+        path.write_bytes(make_pdf(pages + ["Pricing\n$49 a seat"]))
+        deck, _ = import_deck(owner=db.session.get(User, owner), instance_path=app.instance_path,
+                              slides_path=path, filename="v1.pdf", notes_md=notes + "\n\n## Slide 4\nPricing note")
+        deck_id = deck.id
+    login(client)
+    _replace(client, deck_id, make_pdf(["Pricing\n$59 a seat"] + list(reversed(pages))))
+    state = _state(app, deck_id)
+    # The repeated header names no slide: its notes are not guessed onto the wrong pages; Pricing's moved with it.
+    assert state["notes"] == {"Pricing": "Pricing note", header: ""}
+    page = client.get(f"/decks/{deck_id}").get_data(as_text=True)
+    assert "The notes of old slides 1, 2, 3 found no slide with the same title" in page

@@ -134,3 +134,19 @@ def test_reports_stop_counting_once_the_link_is_revoked_or_expired(app, client, 
         assert response.status_code == 410 and "no longer active" in response.json["error"]
     with app.app_context():  # what was recorded before stays as it was
         assert sorted(db.session.scalars(db.select(SlideView.visible_ms))) == [500, 500]
+
+
+def test_opening_a_link_while_a_heartbeat_commits(app, client, pitch_deck, monkeypatch):
+    from clients import commit_elsewhere
+
+    with app.app_context():
+        token = sharing.create_link(db.session.get(Deck, pitch_deck)).token
+    start = tracking.start_visit
+
+    def after_a_heartbeat(*args, **kwargs):
+        commit_elsewhere()  # the request has read the link; another viewer's report commits before the visit
+        return start(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "start_visit", after_a_heartbeat)
+    first = _visit_key(client, token)
+    assert _visit_key(client, token) == first
