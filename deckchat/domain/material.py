@@ -4,6 +4,7 @@ Every change bumps `Deck.content_version`; the caller then rebuilds the chat ind
 """
 from __future__ import annotations
 
+from ..database import lock_for_writing
 from ..extensions import db
 from ..models import Deck, Document, FaqItem
 from .content import DocumentContent, SlideContent
@@ -14,6 +15,8 @@ from .ingest import UploadError
 def update_material(deck: Deck, *, notes_md: str | None = None, faq_md: str | None = None,
                     documents: list[DocumentContent] | None = None) -> list[str]:
     """Apply new notes (per slide), a new FAQ (replaces the old) and extra documents; return what changed."""
+    if notes_md or faq_md or documents:
+        lock_for_writing()  # the request read the deck before reading the uploads (a PDF takes a while)
     changed: list[str] = []
     if notes_md:
         slides = [SlideContent(s.number, s.title, s.text, s.notes) for s in deck.slides]
