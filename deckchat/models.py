@@ -1,6 +1,7 @@
 """Typed SQLAlchemy models: owners, decks and their material, share links, visits and slide views."""
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import datetime, timezone
 
@@ -39,6 +40,15 @@ class User(UserMixin, db.Model):
     def check_password(self, password: str) -> bool:
         """Whether the password matches the stored hash."""
         return check_password_hash(self.password_hash, password)
+
+    @property
+    def session_key(self) -> str:
+        """Changes with the password: a log-in session carries it, so a new password ends every other session."""
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session: the id and the session key (web/setup.py checks both)."""
+        return f"{self.id}:{self.session_key}"
 
 
 class Deck(db.Model):

@@ -1,4 +1,4 @@
-"""`deckchat init`, `user create`, `deck import/replace/share/link/rename` and `demo`."""
+"""`deckchat init`, `user create/password`, `deck import/replace/share/link/rename` and `demo`."""
 from __future__ import annotations
 
 import sys
@@ -9,7 +9,7 @@ from flask import current_app
 from flask_migrate import upgrade
 
 from ..domain import sharing
-from ..domain.accounts import AccountError, create_user, find_user
+from ..domain.accounts import AccountError, create_user, find_user, set_new_password
 from ..domain.analytics import iso
 from ..domain.decks import (
     ImportLimits,
@@ -52,6 +52,23 @@ def user_create(email: str, password: str, as_json: bool) -> None:
     except AccountError as exc:
         fail(str(exc))
     emit({"user_id": new.id, "email": new.email}, as_json, f"Created {new.email}")
+
+
+@user.command("password")
+@click.argument("email")
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="At least 8 characters (asked for when left out).")
+@click.option("--json", "as_json", is_flag=True)
+def user_password(email: str, password: str, as_json: bool) -> None:
+    """Set a new password for an owner (one who forgot theirs); their sessions end."""
+    owner = find_user(email)
+    if owner is None:
+        fail(f"no owner with email {email}")
+    try:
+        set_new_password(owner, password)
+    except AccountError as exc:
+        fail(str(exc))
+    emit({"user_id": owner.id, "email": owner.email}, as_json, f"New password set for {owner.email}")
 
 
 @main.group()

@@ -1,4 +1,4 @@
-"""Owner accounts: creation and password checks."""
+"""Owner accounts: creation, password checks and password changes."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -35,6 +35,23 @@ def create_user(email: str, password: str) -> User:
     db.session.add(user)
     db.session.commit()
     return user
+
+
+def set_new_password(user: User, new: str) -> None:
+    """Give an owner a new password (8 characters or more; AccountError otherwise): their other sessions end."""
+    if len(new or "") < 8:
+        raise AccountError("The new password must have at least 8 characters.")
+    user.set_password(new)
+    db.session.commit()
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Change an owner's password once the current one is confirmed; AccountError says what is wrong."""
+    if not user.check_password(current or ""):
+        raise AccountError("The current password is wrong.")
+    if new == current:
+        raise AccountError("The new password is the same as the current one.")
+    set_new_password(user, new)
 
 
 def authenticate(email: str, password: str) -> User | None:

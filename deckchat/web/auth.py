@@ -1,4 +1,4 @@
-"""Owner accounts: sign up, log in, log out."""
+"""Owner accounts: sign up, log in, change the password, log out."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -6,9 +6,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from ..domain.accounts import AccountError, authenticate, create_user
+from ..domain.accounts import AccountError, authenticate, change_password, create_user
 from ..extensions import limiter
-from .forms import ConfirmForm, LoginForm, SignupForm
+from .forms import ConfirmForm, LoginForm, PasswordChangeForm, SignupForm
 
 bp = Blueprint("auth", __name__)
 
@@ -51,6 +51,27 @@ def login():
         form.password.errors.append("Wrong email or password.")
     status = 401 if request.method == "POST" else 200
     return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+@limiter.limit("10 per hour", methods=["POST"], key_func=lambda: f"account:{current_user.get_id()}",
+               error_message="Too many tries. Wait a while, then try again.")
+def account():
+    """The owner's account: a new password, confirmed by the current one; other sessions end with it."""
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            user = current_user._get_current_object()  # noqa: SLF001 - the model, not the proxy
+            change_password(user, form.current.data, form.new.data)
+        except AccountError as exc:
+            field = form.current if "current password is wrong" in str(exc) else form.new
+            field.errors = [*field.errors, str(exc)]
+        else:
+            login_user(user)  # this session takes the new key; the others end
+            flash("Password changed. Your other sessions are logged out.")
+            return redirect(url_for("auth.account"), 303)
+    return render_template("auth/account.html", form=form), 400 if form.errors else 200
 
 
 @bp.route("/logout", methods=["POST"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired, MultipleFileField
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TextAreaField, URLField
-from wtforms.validators import URL, DataRequired, Email, Length, Optional, Regexp
+from wtforms.validators import URL, DataRequired, Email, EqualTo, Length, Optional, Regexp
 
 
 class LoginForm(FlaskForm):
@@ -22,6 +22,20 @@ class SignupForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)])
     password = PasswordField("Password", validators=[
         DataRequired(), Length(min=8, max=200, message="The password must have at least 8 characters.")])
+
+
+class PasswordChangeForm(FlaskForm):
+    """An owner's new password, confirmed by the current one."""
+
+    current = PasswordField("Current password", validators=[DataRequired("Enter your current password.")],
+                            render_kw={"autocomplete": "current-password"})
+    new = PasswordField("New password (8 characters or more)", validators=[
+        DataRequired("Enter a new password."),
+        Length(min=8, max=200, message="The new password must have at least 8 characters.")],
+        render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField("New password again", validators=[
+        DataRequired("Enter the new password again."), EqualTo("new", message="The two new passwords differ.")],
+        render_kw={"autocomplete": "new-password"})
 
 
 # What each upload accepts, for the file pickers (the server checks the content regardless).

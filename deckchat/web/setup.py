@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import hmac
 import secrets
 import time
 from pathlib import Path
@@ -143,7 +144,10 @@ def init_web(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        # "id:session key": a session from before the password changed names the old key and ends here.
+        number, _, key = user_id.partition(":")
+        user = db.session.get(User, int(number)) if number.isdigit() else None
+        return user if user is not None and hmac.compare_digest(key, user.session_key) else None
 
     @login_manager.unauthorized_handler
     def _unauthorized():
