@@ -45,7 +45,7 @@ def deck(live_server, tmp_path_factory):
             visit_ids = store(deck_id, links[:2], [*history(count)[:6], long_visit])
             db.session.remove()
             db.engine.dispose()
-    return {"server": live_server, "id": deck_id, "tokens": tokens, "visit": visit_ids[-1]}
+    return {"server": live_server, "id": deck_id, "tokens": tokens, "visit": visit_ids[-1], "links": links}
 
 
 def _inside(page, locator, width: int) -> None:
@@ -80,6 +80,8 @@ def test_owner_pages_fit_a_phone(deck, browser):
             "analytics": f"/decks/{deck_id}/analytics",
             "visit": f"/decks/{deck_id}/analytics/visits/{deck['visit']}",
             "assistant": f"/decks/{deck_id}/assistant",
+            "edit link": f"/decks/{deck_id}/links/{deck['links'][0]}/edit",
+            "account": "/account",
         }
         for name, path in pages.items():
             page.goto(server.url + path)
@@ -88,7 +90,7 @@ def test_owner_pages_fit_a_phone(deck, browser):
             _inside(page, page.get_by_test_id("logout"), 390)
             if name == "deck":
                 _inside(page, page.get_by_role("button", name="Delete"), 390)
-                for testid in ("share-url", "copy-link", "revoke-link"):
+                for testid in ("share-url", "copy-link", "edit-link", "revoke-link"):
                     _inside(page, page.get_by_test_id(testid).first, 390)
                 screenshot(page, "layout-phone-deck")
             if name in ("analytics", "visit"):
