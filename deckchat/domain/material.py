@@ -1,4 +1,5 @@
-"""Changing a deck's material after import: notes, FAQ and documents (examples: domain/examples.py).
+"""Changing a deck's material after import: notes (all at once or one slide's), FAQ and documents (examples:
+domain/examples.py).
 
 Every change bumps `Deck.content_version`; the caller then rebuilds the chat index.
 """
@@ -36,6 +37,27 @@ def update_material(deck: Deck, *, notes_md: str | None = None, faq_md: str | No
         deck.content_version += 1
         db.session.commit()
     return changed
+
+
+NOTES_MAX = 20_000  # characters of one slide's notes
+
+
+def set_slide_notes(deck: Deck, number: int, notes: str) -> bool:
+    """Write one slide's speaker notes (empty removes them); return whether they changed. LookupError for a slide
+    the deck lacks, UploadError for notes over NOTES_MAX characters."""
+    notes = "\n".join(line.rstrip() for line in (notes or "").replace("\r\n", "\n").strip().split("\n"))
+    if len(notes) > NOTES_MAX:
+        raise UploadError(f"Speaker notes can be at most {NOTES_MAX:,} characters; these have {len(notes):,}.")
+    lock_for_writing()
+    slide = next((s for s in deck.slides if s.number == number), None)
+    if slide is None:
+        raise LookupError(f"the deck has no slide {number}")
+    if slide.notes == notes:
+        return False
+    slide.notes = notes
+    deck.content_version += 1
+    db.session.commit()
+    return True
 
 
 def add_faq_item(deck: Deck, question: str, answer: str) -> FaqItem:

@@ -11,7 +11,7 @@ from ..domain.decks import read_document, read_text_upload
 from ..domain.ingest import UploadError
 from ..ml.indexing import reindex
 from ..models import Deck
-from .forms import ConfirmForm, MaterialForm, PairForm, PersonaForm, RenameForm, ReplaceForm
+from .forms import ConfirmForm, MaterialForm, PairForm, PersonaForm, RenameForm, ReplaceForm, SlideNotesForm
 from .guards import owner_deck
 
 bp = Blueprint("assistant", __name__, url_prefix="/decks")
@@ -69,6 +69,30 @@ def update_material(deck: Deck):
     _reindex(deck)
     flash(f"Updated {', '.join(changed)}; the assistant now answers from the new material.")
     return _back(deck)
+
+
+@bp.route("/<int:deck_id>/slides/<int:number>/notes", methods=["POST"])
+@owner_deck
+def update_slide_notes(deck: Deck, number: int):
+    """Write one slide's speaker notes from the deck page; then rebuild the index."""
+    form = SlideNotesForm()
+    back = redirect(url_for("decks.detail", deck_id=deck.id, _anchor=f"slide-{number}"), 303)
+    if not form.validate_on_submit():
+        flash("The form expired; please try again.", "error")
+        return back
+    try:
+        changed = material.set_slide_notes(deck, number, form.notes.data or "")
+    except LookupError:
+        return render_template("error.html", code=404, title="Not Found", message="No such slide."), 404
+    except UploadError as exc:
+        flash(f"The notes of slide {number} were not saved: {exc}", "error")
+        return back
+    if changed:
+        _reindex(deck)
+        flash(f"Notes of slide {number} saved; the assistant now answers from them.")
+    else:
+        flash(f"The notes of slide {number} are unchanged.")
+    return back
 
 
 @bp.route("/<int:deck_id>/persona", methods=["POST"])

@@ -124,6 +124,12 @@ class MaterialForm(FlaskForm):
     documents = MultipleFileField("Documents (Markdown, text or PDF)", render_kw={"accept": ACCEPT_DOCUMENTS})
 
 
+class SlideNotesForm(FlaskForm):
+    """One slide's speaker notes, edited on the deck page (empty removes them)."""
+
+    notes = TextAreaField("Speaker notes")
+
+
 class PersonaForm(FlaskForm):
     """The assistant's persona preamble."""
 

@@ -124,6 +124,7 @@ def count_of(n: int, noun: str) -> str:
 def init_web(app: Flask) -> None:
     """Wire extensions, blueprints, error handlers and headers into `app`."""
     from ..database import configure_engine  # noqa: PLC0415
+    from ..domain.material import NOTES_MAX  # noqa: PLC0415
     from ..models import User  # noqa: PLC0415
     from . import health  # noqa: PLC0415
     from .observability import init_observability  # noqa: PLC0415
@@ -131,6 +132,7 @@ def init_web(app: Flask) -> None:
 
     app.config["SECRET_KEY"] = _secret_key(app)
     app.add_template_filter(count_of)
+    app.jinja_env.globals["notes_max"] = NOTES_MAX
     init_observability(app)  # first, so every later hook and log line sees the request id
     db.init_app(app)
     with app.app_context():
