@@ -1,4 +1,4 @@
-"""CSV exports of the dashboard's figures: one row per visit, and one row per slide."""
+"""CSV exports of the dashboard's figures: one row per visit, per slide, or per question asked."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterable
 
-from .visit_history import VISIT_COLUMNS
+from .visit_history import QUESTION_COLUMNS, VISIT_COLUMNS
 
 SLIDE_COLUMNS = [
     "slide",
@@ -51,3 +51,8 @@ def visits_csv(rows: Iterable[dict]) -> str:
 def slides_csv(stats: dict) -> str:
     """The per-slide figures of `deck_analytics` as CSV."""
     return to_csv(SLIDE_COLUMNS, stats["slides"])
+
+
+def questions_csv(rows: Iterable[dict]) -> str:
+    """Every question asked, with its answer, as CSV (`visit_history.question_rows`)."""
+    return to_csv(QUESTION_COLUMNS, rows)

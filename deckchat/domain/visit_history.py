@@ -1,4 +1,5 @@
-"""Visits one by one: the visits table and its CSV rows, per-link figures, and one visit's timeline."""
+"""Visits one by one: the visits table and its CSV rows, every question asked, per-link figures, and one visit's
+timeline."""
 
 from __future__ import annotations
 
@@ -28,6 +29,49 @@ VISIT_COLUMNS = [
 
 def _wall_seconds(started, last) -> float:
     return round(max(0.0, (last - started).total_seconds()), 3) if started and last else 0.0
+
+
+QUESTION_COLUMNS = [
+    "asked_at",
+    "visit_id",
+    "link_id",
+    "link_label",
+    "email",
+    "visitor_id",
+    "slide",
+    "question",
+    "answer",
+    "answered",
+    "kind",
+    "sources",
+    "feedback",
+    "engine",
+    "model",
+    "total_ms",
+]
+_FEEDBACK = {1: "up", -1: "down"}
+
+
+def question_rows(deck: Deck, scope: Scope = WHOLE_DECK) -> list[dict]:
+    """Every question investors asked in the scope's visits, oldest first, with the answer and what it cited."""
+    query = (
+        select(ChatExchange, Visit.link_id, ShareLink.label, Visit.email, Visit.visitor_id)
+        .join(Visit, Visit.id == ChatExchange.visit_id)
+        .join(ShareLink, ShareLink.id == Visit.link_id)
+        .where(ChatExchange.deck_id == deck.id, *scope.visit_filter(deck.id))
+        .order_by(ChatExchange.created_at, ChatExchange.id)
+    )
+    return [
+        {
+            "asked_at": iso(ex.created_at), "visit_id": ex.visit_id, "link_id": link_id, "link_label": label or "",
+            "email": email or "", "visitor_id": visitor, "slide": ex.slide, "question": ex.question,
+            "answer": ex.answer, "answered": ex.answerable, "kind": ex.kind,
+            "sources": "; ".join(str(s.get("source", "")) for s in ex.sources or [] if isinstance(s, dict)),
+            "feedback": _FEEDBACK.get(ex.feedback, ""), "engine": ex.engine, "model": ex.model,
+            "total_ms": None if ex.total_ms is None else round(ex.total_ms, 1),
+        }
+        for ex, link_id, label, email, visitor in db.session.execute(query)
+    ]
 
 
 def visit_rows(

@@ -23,10 +23,10 @@ from wtforms import HiddenField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from ..domain.analytics import Scope, deck_analytics
-from ..domain.exports import slides_csv, visits_csv
+from ..domain.exports import questions_csv, slides_csv, visits_csv
 from ..domain.gaps import MAX_ANSWER, MAX_QUESTION, GapError, closed_gap_count, open_gap_count, open_gaps
 from ..domain.notify import sweep
-from ..domain.visit_history import deck_link, deck_visit, link_rows, visit_rows, visit_timeline
+from ..domain.visit_history import deck_link, deck_visit, link_rows, question_rows, visit_rows, visit_timeline
 from ..ml.gaps import answer_gap, group_by_meaning
 from ..models import Deck
 from .analytics_charts import CONFIG, funnel_figure, plotly_bundle, time_figure, timeline_figure
@@ -173,22 +173,32 @@ def _csv(text: str, name: str) -> Response:
     )
 
 
+def _scoped_csv(deck: Deck, name: str, render) -> Response:
+    """A CSV download of the scope asked for (?link=ID, ?visitor=ID): `render(scope)` makes its text."""
+    scope = _asked_scope(deck)
+    suffix = f"-link{scope.link_id}" if scope.link_id else ""
+    return _csv(render(scope), f"deck{deck.id}{suffix}-{name}.csv")
+
+
 @bp.route("/decks/<int:deck_id>/analytics/visits.csv")
 @owner_deck
 def visits_export(deck: Deck):
     """Every visit (or one link's, with ?link=ID) as CSV."""
-    scope = _asked_scope(deck)
-    suffix = f"-link{scope.link_id}" if scope.link_id else ""
-    return _csv(visits_csv(visit_rows(deck, scope)), f"deck{deck.id}{suffix}-visits.csv")
+    return _scoped_csv(deck, "visits", lambda scope: visits_csv(visit_rows(deck, scope)))
 
 
 @bp.route("/decks/<int:deck_id>/analytics/slides.csv")
 @owner_deck
 def slides_export(deck: Deck):
     """Per-slide figures (or one link's, with ?link=ID) as CSV."""
-    scope = _asked_scope(deck)
-    suffix = f"-link{scope.link_id}" if scope.link_id else ""
-    return _csv(slides_csv(deck_analytics(deck, scope)), f"deck{deck.id}{suffix}-slides.csv")
+    return _scoped_csv(deck, "slides", lambda scope: slides_csv(deck_analytics(deck, scope)))
+
+
+@bp.route("/decks/<int:deck_id>/analytics/questions.csv")
+@owner_deck
+def questions_export(deck: Deck):
+    """Every question asked (or one link's, with ?link=ID), with its answer, as CSV."""
+    return _scoped_csv(deck, "questions", lambda scope: questions_csv(question_rows(deck, scope)))
 
 
 @bp.route("/api/decks/<int:deck_id>/analytics")

@@ -168,6 +168,28 @@ def test_csv_exports_match(client, owner, known):
     assert len(only) == known["per_link"][link_id]["visits"]
 
 
+def test_every_question_as_csv(client, owner, known):
+    login(client)
+    deck_id, specs = known["deck_id"], known["specs"]
+    want = sorted(
+        ((spec.question_time(j), visit_id, spec, slide, text, answerable)
+         for spec, visit_id in zip(specs, known["visit_ids"])
+         for j, (slide, text, answerable) in enumerate(spec.questions)),
+        key=lambda row: (row[0], row[1]))
+    rows = _csv(client.get(f"/decks/{deck_id}/analytics/questions.csv"))
+    assert len(want) >= 3 and len(rows) == len(want)  # the owner's own question (no visit) is not in it
+    for got, (asked, visit_id, spec, slide, text, answerable) in zip(rows, want):
+        assert got["asked_at"] == asked.isoformat() + "Z" and int(got["visit_id"]) == visit_id
+        assert got["question"] == text and got["slide"] == _as_text(slide)
+        assert got["answered"] == _as_text(answerable) and got["email"] == (spec.email or "")
+        assert got["link_id"] == str(known["link_ids"][spec.link])
+    link_id = known["link_ids"][1]
+    only = _csv(client.get(f"/decks/{deck_id}/analytics/questions.csv?link={link_id}"))
+    assert {r["link_id"] for r in only} <= {str(link_id)}
+    assert len(only) == sum(len(s.questions) for s in specs if s.link == 1)
+    assert 'data-testid="questions-csv"' in client.get(f"/decks/{deck_id}/analytics").get_data(as_text=True)
+
+
 class _Tables(HTMLParser):
     """Text of the cells of elements marked with data-testid (tables) and of other data-testid elements."""
 
@@ -341,3 +363,17 @@ def test_visitor_dashboard_and_exports_show_that_visitors_numbers(client, owner,
     assert "links-stats" not in page.tables
     csv_rows = _csv(client.get(f"/decks/{known['deck_id']}/analytics/visits.csv?visitor=vis-alice"))
     assert [int(r["visit_id"]) for r in csv_rows] == [r["visit_id"] for r in rows]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(app, client, owner, known):
+    from deckchat.models import ChatExchange
+
+    with app.app_context():
+        db.session.add(ChatExchange(deck_id=known["deck_id"], visit_id=known["visit_ids"][0], slide=1,
+                                    question='=HYPERLINK("http://evil.example","click")', answer="-1+1",
+                                    answerable=True, kind="model"))
+        db.session.commit()
+    login(client)
+    rows = _csv(client.get(f"/decks/{known['deck_id']}/analytics/questions.csv"))
+    evil = next(r for r in rows if "HYPERLINK" in r["question"])
+    assert evil["question"] == '\'=HYPERLINK("http://evil.example","click")' and evil["answer"] == "'-1+1"

@@ -49,6 +49,7 @@ def test_visit_and_link_ids_of_another_deck_are_not_found(client, two_decks):
         f"/decks/{d}/analytics/links/{other_link}",
         f"/decks/{d}/analytics/visits.csv?link={other_link}",
         f"/decks/{d}/analytics/slides.csv?link={other_link}",
+        f"/decks/{d}/analytics/questions.csv?link={other_link}",
         f"/api/decks/{d}/analytics?link={other_link}",
         f"/decks/{d}/analytics/visits/999999",
     ):
