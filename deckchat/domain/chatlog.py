@@ -40,11 +40,25 @@ def visit_history(visit_id: int, limit: int = 6) -> list[tuple[str, str]]:
     return [(q, a) for q, a in reversed(rows)]
 
 
-def record_exchange(*, deck_id: int, visit_id: int | None, slide: int | None, question: str, answer) -> ChatExchange:
-    """Store one exchange from a finished (or failed) ChatAnswer-like object."""
+def visit_turns(visit_id: int, limit: int = 20) -> list[dict]:
+    """This visit's last exchanges, oldest first, as the chat panel shows them again after a reload: question,
+    answer, whether it was answerable, the cited sources (with their passages) and any feedback given."""
+    rows = db.session.scalars(
+        select(ChatExchange).where(ChatExchange.visit_id == visit_id).order_by(ChatExchange.id.desc()).limit(limit)
+    ).all()
+    return [{"exchange": ex.id, "question": ex.question, "answer": ex.answer, "answerable": ex.answerable,
+             "kind": ex.kind, "sources": [s for s in ex.sources or [] if isinstance(s, dict)],
+             "feedback": ex.feedback} for ex in reversed(rows)]
+
+
+def record_exchange(*, deck_id: int, visit_id: int | None, slide: int | None, question: str, answer,
+                    sources: list[dict] | None = None) -> ChatExchange:
+    """Store one exchange from a finished (or failed) ChatAnswer-like object; `sources` (the cited sources as the
+    browser got them, passages included) instead of the answer's own when given."""
     exchange = ChatExchange(
         deck_id=deck_id, visit_id=visit_id, slide=slide, question=question, answer=answer.text,
-        answerable=answer.answerable, kind=answer.kind, sources=list(answer.sources), engine=answer.engine,
+        answerable=answer.answerable, kind=answer.kind,
+        sources=list(answer.sources if sources is None else sources), engine=answer.engine,
         model=answer.model, ttft_ms=answer.ttft_ms, total_ms=answer.total_ms, prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
     )

@@ -113,14 +113,16 @@ def ask(token: str):
             if answer is None:
                 answer = ChatAnswer("".join(text_so_far), "error", plan.answerable, plan.sources, "", "", None,
                                     0.0, None, None, error or "error")
+            cited = with_passages(answer.sources, plan)  # stored too: a reload shows the turn as it was
             exchange = None if ids["visit"] is None else chatlog.record_exchange(
-                deck_id=ids["deck"], visit_id=ids["visit"], slide=slide, question=question, answer=answer)
+                deck_id=ids["deck"], visit_id=ids["visit"], slide=slide, question=question, answer=answer,
+                sources=cited)
         exchange_id = exchange.id if exchange else None  # None: a preview answer, nothing stored to rate
         if error:
             yield _sse("error", {"message": f"The answer was interrupted: {error}", "exchange": exchange_id})
         else:
             yield _sse("done", {"exchange": exchange_id, "kind": answer.kind, "answerable": answer.answerable,
-                                "sources": with_passages(answer.sources, plan), "text": answer.text})
+                                "sources": cited, "text": answer.text})
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"

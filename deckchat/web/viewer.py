@@ -18,7 +18,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
-from ..domain import sharing, tracking
+from ..domain import chatlog, sharing, tracking
 from ..domain.chatlog import MAX_QUESTION_CHARS as QUESTION_MAX
 from ..extensions import db, limiter
 from ..models import FaqItem, ShareLink
@@ -84,7 +84,7 @@ def accessible_link(token: str) -> ShareLink:
 @bp.route("/<token>", methods=["GET"])
 def open_link(token: str):
     """The viewer, or the unlock form while the link is locked; an opening starts a visit or resumes this
-    browser's live one (a reload is not a second visit)."""
+    browser's live one (a reload is not a second visit, and its chat so far is shown again)."""
     link = _link_or_error(token)
     if _needs_unlock(link):
         return render_template("viewer/gate.html", link=link, form=UnlockForm())
@@ -98,7 +98,7 @@ def open_link(token: str):
     response = make_response(render_template(
         "viewer/viewer.html", link=link, deck=link.deck, visit=visit, preview=preview,
         heartbeat=current_app.config["HEARTBEAT_SECONDS"], examples=example_questions(link.deck_id),
-        question_max=QUESTION_MAX,
+        question_max=QUESTION_MAX, turns=chatlog.visit_turns(visit.id) if visit else [],
     ))
     response.headers["Cache-Control"] = "no-store"
     response.set_cookie(VISITOR_COOKIE, visitor, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",

@@ -302,15 +302,45 @@ async function* sseEvents(response) {
   }
 }
 
-async function ask(question) {
-  const slide = currentSlide();
+function newTurn(question, answerText = "") {
+  // One question and its answer in the log: the item and the answer's paragraph.
   if (empty) empty.hidden = true;
   const item = el("li", "chat-turn");
   item.append(el("p", "chat-question", question));
-  const answer = el("p", "chat-answer pending");
+  const answer = el("p", "chat-answer", answerText);
   answer.dataset.testid = "chat-answer";
   item.append(answer);
   log.append(item);
+  return { item, answer };
+}
+
+function restoreTurns() {
+  // After a reload the visit goes on: show its chat so far as it was (feedback already given stays given).
+  let turns = [];
+  try {
+    turns = JSON.parse(document.getElementById("chat-turns")?.textContent || "[]");
+  } catch (e) { /* a damaged block: start with an empty log */ }
+  for (const turn of turns) {
+    const text = turn.answer || (turn.kind === "error" ? "The answer was interrupted." : "");
+    const { item, answer } = newTurn(turn.question, text);
+    if (turn.kind === "error") answer.classList.add("error");
+    if (!turn.answerable) item.classList.add("unanswered");
+    renderSources(item, turn.sources || []);
+    if (turn.feedback) {
+      const bar = el("div", "chat-feedback");
+      bar.append(el("span", "muted", turn.feedback > 0 ? "You found this helpful." : "You found this not helpful."));
+      item.append(bar);
+    } else if (turn.kind !== "error") {
+      renderFeedback(item, turn.exchange);
+    }
+  }
+  if (turns.length) scrollToEnd();
+}
+
+async function ask(question) {
+  const slide = currentSlide();
+  const { item, answer } = newTurn(question);
+  answer.classList.add("pending");
   scrollToEnd();
   busy = true;
   updateSend();
@@ -377,4 +407,5 @@ panel.querySelectorAll('[data-testid="chat-example"]').forEach((button) => {
     submitQuestion(question);
   });
 });
+restoreTurns();
 updateCount();

@@ -241,3 +241,23 @@ def test_document_citation_shows_its_passage_as_text(live_server, pitch_files, t
     assert page.locator(".chat-log img, .chat-log script").count() == 0
     page.wait_for_timeout(300)
     assert page.evaluate("window.__pwned") is None
+
+
+def test_a_reload_shows_the_chat_so_far(live_deck, page):
+    page.goto(f"{live_deck.url}/s/{live_deck.token}")
+    page.get_by_test_id("chat-input").fill("How long does it take to train the gripper on a new item? <b>x</b>")
+    page.get_by_test_id("chat-send").click()
+    page.get_by_test_id("feedback-up").first.wait_for(timeout=60_000)
+    page.get_by_test_id("feedback-up").first.click()
+    page.get_by_text("Thanks!").wait_for()
+    before = page.get_by_test_id("chat-answer").first.text_content()
+    page.reload()
+    turns = page.locator(".chat-turn")
+    assert turns.count() == 1 and not page.get_by_test_id("chat-empty").is_visible()
+    assert turns.first.locator(".chat-question").text_content().endswith("<b>x</b>")  # shown as text
+    assert page.locator(".chat-log b").count() == 0
+    assert page.get_by_test_id("chat-answer").first.text_content() == before
+    assert page.get_by_text("You found this helpful.").is_visible()  # rated once, not offered again
+    chip = page.locator('[data-testid="chat-source"][data-source="slide:3"]')
+    chip.click()
+    assert page.get_by_test_id("slide-number").text_content() == "3"

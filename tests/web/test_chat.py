@@ -180,9 +180,9 @@ def test_sources_carry_the_passage_the_answer_used(app, chat):
     first = done["sources"][0]
     assert first["source"] == "slide:3" and "five minutes" in first["passage"]
     assert all(s["passage"] and len(s["passage"]) <= 601 for s in done["sources"])
-    with app.app_context():  # what is stored stays as it was: names, slides, scores
+    with app.app_context():  # stored as the browser got it, so a reload can show the turn again as it was
         row = db.session.get(ChatExchange, done["exchange"])
-        assert all("passage" not in s for s in row.sources)
+        assert row.sources == done["sources"]
 
 
 def test_long_passages_are_cut_near_600_characters():
@@ -319,3 +319,21 @@ def test_too_large_chat_body_is_json(app, chat):
     response = chat.client.post(f"/s/{chat.token}/chat", data=body, content_type="application/json", headers=STREAM)
     assert response.status_code == 413 and response.mimetype == "application/json"
     assert "larger than the 1 MB" in response.get_json()["error"]
+
+
+def test_a_reload_shows_the_visits_chat_again(app, chat):
+    import json as jsonlib
+
+    done = _done(chat("How long does training a new item take? <script>window.__pwned = 3</script>"))
+    chat.client.post(f"/s/{chat.token}/chat/{done['exchange']}/feedback", json={"visit": chat.visit, "value": 1})
+    page = chat.client.get(f"/s/{chat.token}").get_data(as_text=True)
+    assert re.search(r'data-visit="([^"]+)"', page).group(1) == chat.visit  # the same visit goes on
+    block = re.search(r'<script type="application/json" id="chat-turns">(.*?)</script>', page, re.S).group(1)
+    assert "<script>" not in block and "\\u003cscript\\u003e" in block  # cannot close the data block early
+    turns = jsonlib.loads(block)
+    assert [t["question"] for t in turns] == ["How long does training a new item take? <script>window.__pwned = 3</script>"]
+    turn = turns[0]
+    assert turn["exchange"] == done["exchange"] and turn["answer"] == done["text"] and turn["feedback"] == 1
+    assert turn["sources"] == done["sources"] and any(s.get("passage") for s in turn["sources"])
+    fresh = app.test_client().get(f"/s/{chat.token}").get_data(as_text=True)  # another browser: its own, empty
+    assert '<script type="application/json" id="chat-turns">[]</script>' in fresh
