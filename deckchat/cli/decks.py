@@ -1,4 +1,4 @@
-"""`deckchat init`, `user create/password`, `deck import/replace/share/link/rename` and `demo`."""
+"""`deckchat init`, `user create/password`, `deck import/list/replace/rename/delete` and `demo` (links: links.py)."""
 from __future__ import annotations
 
 import sys
@@ -13,6 +13,7 @@ from ..domain.accounts import AccountError, create_user, find_user, set_new_pass
 from ..domain.analytics import iso
 from ..domain.decks import (
     ImportLimits,
+    delete_deck,
     import_deck,
     read_document,
     read_text_upload,
@@ -21,9 +22,9 @@ from ..domain.decks import (
 )
 from ..domain.ingest import UploadError
 from ..extensions import db
-from ..ml.indexing import reindex
+from ..ml.indexing import drop_index, reindex
 from ..ml.runtime import describe_engine
-from ..models import Deck, utcnow
+from ..models import Deck
 from .base import emit, fail, main
 
 
@@ -73,7 +74,7 @@ def user_password(email: str, password: str, as_json: bool) -> None:
 
 @main.group()
 def deck() -> None:
-    """Decks: import and share."""
+    """Decks: import, list, share, new versions, delete."""
 
 
 def _read_text(path: Path | None, label: str, field: str) -> str | None:
@@ -112,6 +113,43 @@ def deck_import(slides_file, owner, title, notes, faq, docs, no_index, as_json) 
          f"Imported deck {new.id} “{new.title}”: {new.slide_count} slides, notes on {new.notes_count}")
 
 
+@deck.command("list")
+@click.option("--owner", help="Only this owner's decks (email).")
+@click.option("--json", "as_json", is_flag=True)
+def deck_list(owner, as_json) -> None:
+    """Every deck (or one owner's), newest first, with its slides, links and visits."""
+    query = db.select(Deck).order_by(Deck.created_at.desc(), Deck.id.desc())
+    if owner:
+        found = find_user(owner)
+        if found is None:
+            fail(f"no owner with email {owner}")
+        query = query.where(Deck.owner_id == found.id)
+    decks = [{"deck_id": d.id, "title": d.title, "owner": d.owner.email, "slides": d.slide_count,
+              "links": len(d.links), "active_links": sum(1 for lk in d.links if lk.state() == "active"),
+              "created_at": iso(d.created_at)} for d in db.session.scalars(query)]
+    emit({"decks": decks}, as_json, "\n".join(
+        f"{d['deck_id']:>5}  {d['title']}  ({d['slides']} slides, {d['active_links']} active links, {d['owner']})"
+        for d in decks) or "No decks yet.")
+
+
+@deck.command("delete")
+@click.argument("deck_id", type=int)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True)
+def deck_delete(deck_id, yes, as_json) -> None:
+    """Delete a deck with its files, links, visits, chat log and index."""
+    target = get_deck(deck_id)
+    title = target.title
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("nothing deleted: add --yes to delete without being asked")
+        if not click.confirm(f"Delete “{title}”, its links and all visits?", err=True):
+            fail("nothing deleted")
+    drop_index(target.id, current_app.instance_path)
+    delete_deck(target, current_app.instance_path)
+    emit({"deck_id": deck_id, "deleted": True}, as_json, f"Deleted deck {deck_id} “{title}”")
+
+
 def get_deck(deck_id: int) -> Deck:
     """The deck or a clean CLI error."""
     found = db.session.get(Deck, deck_id)
@@ -144,73 +182,6 @@ def deck_replace(deck_id, slides_file, notes, no_index, as_json) -> None:
           "notes": target.notes_count, "source_filename": target.source_filename}, as_json,
          f"Deck {target.id} now has {target.slide_count} slides from {target.source_filename} (was {before}), "
          f"notes on {target.notes_count}")
-
-
-@deck.command("share")
-@click.argument("deck_id", type=int)
-@click.option("--password")
-@click.option("--expires-in", help="e.g. 30m, 12h, 7d, 2w")
-@click.option("--require-email", is_flag=True)
-@click.option("--allow-download", is_flag=True)
-@click.option("--label", default="")
-@click.option("--webhook", help="http(s) URL called with a signed summary when a visit ends (public hosts).")
-@click.option("--json", "as_json", is_flag=True)
-def deck_share(deck_id, password, expires_in, require_email, allow_download, label, webhook, as_json) -> None:
-    """Create a share link for a deck."""
-    target = get_deck(deck_id)
-    try:
-        expires = sharing.parse_duration(expires_in) if expires_in else None
-    except ValueError as exc:
-        fail(str(exc))
-    try:
-        link = sharing.create_link(target, password=password, expires_in=expires, require_email=require_email,
-                                   allow_download=allow_download, label=label, webhook_url=webhook)
-    except ValueError as exc:
-        fail(str(exc))
-    out = {"token": link.token, "url": f"/s/{link.token}"}
-    text = out["url"]
-    if link.webhook_secret:  # the receiver needs it to check each delivery's signature
-        out["webhook_secret"] = link.webhook_secret
-        text += f"\nwebhook secret: {link.webhook_secret}"
-    emit(out, as_json, text)
-
-
-@deck.command("link")
-@click.argument("token")
-@click.option("--label")
-@click.option("--password", help="A new password (browsers that unlocked must unlock again).")
-@click.option("--no-password", is_flag=True, help="Remove the password.")
-@click.option("--expires-in", help="From now: e.g. 30m, 12h, 7d, 2w; or 'never'.")
-@click.option("--require-email/--no-require-email", default=None)
-@click.option("--allow-download/--no-allow-download", default=None)
-@click.option("--webhook", help="A new webhook URL (it gets a new secret); '' removes the webhook.")
-@click.option("--json", "as_json", is_flag=True)
-def deck_link(token, label, password, no_password, expires_in, require_email, allow_download, webhook,
-              as_json) -> None:
-    """Change an active share link's rules (TOKEN from `deck share`); options left out stay as they are."""
-    link = sharing.find_link(token)
-    if link is None:
-        fail(f"no link with token {token}")
-    if password and no_password:
-        fail("give --password or --no-password, not both")
-    try:
-        expires = sharing.KEEP if expires_in is None else None if expires_in == "never" else (
-            utcnow() + sharing.parse_duration(expires_in))
-        changes = sharing.update_link(
-            link, label=label, password=None if no_password else password or sharing.KEEP, expires_at=expires,
-            require_email=require_email, allow_download=allow_download,
-            webhook_url=sharing.KEEP if webhook is None else webhook)
-    except ValueError as exc:
-        fail(str(exc))
-    out = {"token": link.token, "changed": changes, "label": link.label, "password": bool(link.password_hash),
-           "require_email": link.require_email, "allow_download": link.allow_download,
-           "expires_at": iso(link.expires_at),
-           "webhook_url": link.webhook_url}
-    text = f"Link /s/{link.token}: " + (", ".join(changes) + " changed" if changes else "nothing changed")
-    if "webhook" in changes:  # the receiver needs the new secret to check signatures
-        out["webhook_secret"] = link.webhook_secret
-        text += f"\nwebhook secret: {link.webhook_secret}"
-    emit(out, as_json, text)
 
 
 @deck.command("rename")

@@ -154,3 +154,23 @@ def test_demo_with_json_or_no_serve_only_prepares(app, runner, quick_demo):
     assert result.exit_code == 0 and "Starting the server" not in result.stdout
     assert "Start the server with: python -m deckchat serve --host 127.0.0.1 --port 8000" in result.stdout
     assert quick_demo == []
+
+
+def test_list_links_and_delete_decks(app, runner, owner, pitch_deck):
+    share = _json(runner.invoke("deck", "share", str(pitch_deck), "--label", "Seed", "--json"))
+    listed = _json(runner.invoke("deck", "list", "--json"))["decks"]
+    assert [(d["deck_id"], d["slides"], d["links"], d["active_links"], d["owner"]) for d in listed] == \
+        [(pitch_deck, 5, 1, 1, "owner@example.com")]
+    assert _json(runner.invoke("deck", "list", "--owner", "owner@example.com", "--json"))["decks"] == listed
+    assert runner.invoke("deck", "list", "--owner", "nobody@example.com").exit_code != 0
+    links = _json(runner.invoke("deck", "links", str(pitch_deck), "--json"))["links"]
+    assert [(lk["token"], lk["label"], lk["state"], lk["visits"]) for lk in links] == [(share["token"], "Seed", "active", 0)]
+
+    refused = runner.invoke("deck", "delete", str(pitch_deck))  # no --yes and nobody to ask: nothing happens
+    assert refused.exit_code != 0 and refused.stderr == "error: nothing deleted: add --yes to delete without being asked\n"
+    assert _json(runner.invoke("deck", "delete", str(pitch_deck), "--yes", "--json")) == {"deck_id": pitch_deck,
+                                                                                          "deleted": True}
+    assert _json(runner.invoke("deck", "list", "--json"))["decks"] == []
+    assert "No decks yet." in runner.invoke("deck", "list").stdout
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(ShareLink)) == 0
