@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
 from clients import watched_page
 
 
+# Chromium logs every 4xx answer to a fetch, an XHR or an image as a console error: these are expected where a
+# test provokes them (a refused upload, a revoked link, a rate limit); anything else still fails the test.
+EXPECTED_HTTP = re.compile(r"Failed to load resource: the server responded with a status of (400|410|429)")
+DESKTOP = {"width": 1366, "height": 900}
 CHROMIUM = os.environ.get("DECKCHAT_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -32,3 +37,19 @@ def page(browser):
     """A fresh page; fails the test on console errors or on any request leaving localhost."""
     with watched_page(browser, viewport={"width": 1280, "height": 800}) as page:
         yield page
+
+
+@pytest.fixture
+def lenient_page(browser):
+    """A page like `page` that also accepts the browser's own log lines for expected 400, 410 and 429 answers
+    (EXPECTED_HTTP); script errors and any other console error still fail."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and not EXPECTED_HTTP.search(msg.text) else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert errors == [], errors

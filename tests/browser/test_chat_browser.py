@@ -47,25 +47,8 @@ def test_script_in_notes_and_answers_is_shown_as_text(live_deck, page):
 
 # ---- the empty panel, cited passages, the counter, and errors in words -----------------------------
 
-EXPECTED_HTTP = re.compile(r"Failed to load resource: the server responded with a status of (410|429)")
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
-
-
-@pytest.fixture
-def lenient_page(browser):
-    """A page like `page` that also accepts the browser's own log lines for expected 410 and 429 answers
-    (Chromium logs every 4xx fetch and image); script errors and any other console error still fail."""
-    context = browser.new_context(viewport=DESKTOP)
-    context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text)
-            if msg.type == "error" and not EXPECTED_HTTP.search(msg.text) else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], errors
 
 
 def _revoke(live_deck) -> None:
