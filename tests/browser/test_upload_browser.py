@@ -37,5 +37,10 @@ def test_upload_shows_progress_then_the_deck_or_the_errors(live_server, lenient_
     assert page.get_by_test_id("deck-title").text_content() == "Progress deck"
     assert "Imported “Progress deck” with 5 slides." in page.content()
     assert page.url.startswith(f"{live_server.url}/decks/") and page.url.split("/")[-1].isdigit()
+    dialogs = []  # the written page's own scripts run: Delete still asks first
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Delete").click()
+    page.wait_for_timeout(300)
+    assert dialogs == ["Delete this deck, its links and all visits?"]
     page.reload()  # the address is the deck page's own: reloading does not post again
     assert page.get_by_test_id("deck-title").text_content() == "Progress deck"
