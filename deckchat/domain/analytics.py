@@ -229,6 +229,19 @@ def _last_question_at(deck_id: int, scope: Scope) -> datetime | None:
     )
 
 
+def deck_activity(deck_ids: list[int]) -> dict[int, dict]:
+    """For the deck list: each deck's visits and last activity ({"visits": 0, "last_seen_at": None} when none)."""
+    found = {deck_id: {"visits": 0, "last_seen_at": None} for deck_id in deck_ids}
+    if deck_ids:
+        rows = db.session.execute(
+            select(Visit.deck_id, func.count(Visit.id), func.max(Visit.last_seen_at))
+            .where(Visit.deck_id.in_(deck_ids)).group_by(Visit.deck_id)
+        )
+        for deck_id, visits, last in rows:
+            found[deck_id] = {"visits": visits, "last_seen_at": iso(last)}
+    return found
+
+
 def deck_analytics(deck: Deck, scope: Scope = WHOLE_DECK) -> dict:
     """Every figure of the dashboard for a deck (or one link's or visitor's visits), as plain data."""
     summary = _visit_summary(deck.id, scope)

@@ -19,6 +19,7 @@ from ..domain.decks import (
     rename_deck,
     replace_slides,
 )
+from ..domain.analytics import deck_activity
 from ..domain.ingest import EMPTY_FILE, UploadError
 from ..extensions import db
 from ..ml.indexing import drop_index, reindex
@@ -37,7 +38,7 @@ def list_decks():
     decks = db.session.scalars(
         db.select(Deck).filter_by(owner_id=current_user.id).order_by(Deck.created_at.desc(), Deck.id.desc())
     ).all()
-    return render_template("owner/decks.html", decks=decks)
+    return render_template("owner/decks.html", decks=decks, activity=deck_activity([d.id for d in decks]))
 
 
 @bp.route("/new", methods=["GET", "POST"])

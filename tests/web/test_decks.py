@@ -209,3 +209,20 @@ def test_counts_read_in_the_right_number(app, client, owner, pitch_deck):
         update_material(db.session.get(Deck, pitch_deck), documents=[DocumentContent("memo.md", "md", "# Memo")])
     page = client.get(f"/decks/{pitch_deck}").get_data(as_text=True)
     assert "· 1 document</p>" in page and "1 documents" not in page
+
+
+def test_the_deck_list_shows_visits_and_last_activity(app, client, owner, pitch_deck):
+    import re as regex
+
+    from deckchat.domain import sharing
+
+    login(client)
+    first = client.get("/decks/").get_data(as_text=True)
+    assert regex.search(r'data-testid="deck-activity">No visits yet<', first)
+    with app.app_context():
+        token = sharing.create_link(db.session.get(Deck, pitch_deck)).token
+    app.test_client().get(f"/s/{token}")
+    app.test_client().get(f"/s/{token}")  # two browsers: two visits
+    page = client.get("/decks/").get_data(as_text=True)
+    activity = regex.search(r'data-testid="deck-activity">(.*?)</span>', page).group(1)
+    assert f'href="/decks/{pitch_deck}/analytics">2 visits</a>, last 20' in activity
