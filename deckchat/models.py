@@ -265,7 +265,7 @@ class ChatExchange(db.Model):
     answer: Mapped[str] = mapped_column(Text, default="")
     answerable: Mapped[bool] = mapped_column(default=True)
     kind: Mapped[str] = mapped_column(String(16), default="model")  # model, faq, guardrail, unknown, error
-    sources: Mapped[list] = mapped_column(JSON, default=list)  # [{"source", "slide", "score"}]
+    sources: Mapped[list] = mapped_column(JSON, default=list)  # [{"source", "slide", "score", "passage"}]
     engine: Mapped[str] = mapped_column(String(40), default="")
     model: Mapped[str] = mapped_column(String(200), default="")
     ttft_ms: Mapped[float | None]

@@ -117,7 +117,7 @@ def deck_import(slides_file, owner, title, notes, faq, docs, no_index, as_json) 
 @click.option("--owner", help="Only this owner's decks (email).")
 @click.option("--json", "as_json", is_flag=True)
 def deck_list(owner, as_json) -> None:
-    """Every deck (or one owner's), newest first, with its slides, links and visits."""
+    """Every deck (or one owner's), newest first, with its slides and links."""
     query = db.select(Deck).order_by(Deck.created_at.desc(), Deck.id.desc())
     if owner:
         found = find_user(owner)

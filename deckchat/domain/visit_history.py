@@ -65,7 +65,7 @@ def question_rows(deck: Deck, scope: Scope = WHOLE_DECK) -> list[dict]:
         {
             "asked_at": iso(ex.created_at), "visit_id": ex.visit_id, "link_id": link_id, "link_label": label or "",
             "email": email or "", "visitor_id": visitor, "slide": ex.slide, "question": ex.question,
-            "answer": ex.answer, "answered": ex.answerable, "kind": ex.kind,
+            "answer": ex.answer, "answered": ex.answerable and ex.kind != "error", "kind": ex.kind,
             "sources": "; ".join(str(s.get("source", "")) for s in ex.sources or [] if isinstance(s, dict)),
             "feedback": _FEEDBACK.get(ex.feedback, ""), "engine": ex.engine, "model": ex.model,
             "total_ms": None if ex.total_ms is None else round(ex.total_ms, 1),

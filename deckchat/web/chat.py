@@ -142,7 +142,8 @@ def _clip(text: str, limit: int = PASSAGE_CHARS) -> str:
 
 def with_passages(sources: list[dict], plan: ChatPlan) -> list[dict]:
     """The answer's sources for the browser, each with the text the answer used (`passage`, plain text,
-    at most ~600 characters; the page renders it as text). The stored sources stay without it."""
+    at most ~600 characters; the page renders it as text), as stored with the exchange too (new dicts; the
+    plan's own sources are left as they are)."""
     texts = {source: text for source, text, _score in plan.passages}
     out = []
     for source in sources:

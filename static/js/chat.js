@@ -321,11 +321,12 @@ function restoreTurns() {
     turns = JSON.parse(document.getElementById("chat-turns")?.textContent || "[]");
   } catch (e) { /* a damaged block: start with an empty log */ }
   for (const turn of turns) {
-    const text = turn.answer || (turn.kind === "error" ? "The answer was interrupted." : "");
+    const failed = turn.kind === "error"; // shown as it was live: what had come, then that it stopped, no sources
+    const text = failed ? `${turn.answer || ""} The answer was interrupted.`.trim() : turn.answer;
     const { item, answer } = newTurn(turn.question, text);
-    if (turn.kind === "error") answer.classList.add("error");
+    if (failed) answer.classList.add("error");
     if (!turn.answerable) item.classList.add("unanswered");
-    renderSources(item, turn.sources || []);
+    if (!failed) renderSources(item, turn.sources || []);
     if (turn.feedback) {
       const bar = el("div", "chat-feedback");
       bar.append(el("span", "muted", turn.feedback > 0 ? "You found this helpful." : "You found this not helpful."));

@@ -44,3 +44,18 @@ def test_upload_shows_progress_then_the_deck_or_the_errors(live_server, lenient_
     assert dialogs == ["Delete this deck, its links and all visits?"]
     page.reload()  # the address is the deck page's own: reloading does not post again
     assert page.get_by_test_id("deck-title").text_content() == "Progress deck"
+
+    settings = page.url + "/assistant"
+    page.goto(settings)  # a refused new version: its page stays at an address a reload can open
+    page.get_by_test_id("replace-slides").set_input_files(str(bad))
+    page.get_by_test_id("replace-submit").click()
+    page.locator('[data-testid="replace-form"] .error').wait_for()
+    assert page.url == settings
+
+    # Over the size limit: said before anything is sent (here the limit is lowered to 10 bytes).
+    page.evaluate("document.querySelector('[data-testid=replace-form]').dataset.maxBytes = '10'")
+    page.get_by_test_id("replace-slides").set_input_files(str(good))
+    page.get_by_test_id("replace-submit").click()
+    progress = page.locator('[data-testid="replace-form"] [data-testid="upload-progress"]')
+    assert "the limit is 0 MB" in progress.text_content() and page.url == settings
+    assert page.get_by_test_id("replace-submit").is_enabled()
