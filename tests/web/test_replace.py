@@ -153,7 +153,7 @@ def test_replacing_while_investors_report_views(app, client, owner, pitch_deck, 
 
 
 def test_notes_follow_only_titles_that_name_one_slide(app, client, owner):
-    from deckchat.domain.decks import ImportLimits, import_deck
+    from deckchat.domain.decks import import_deck
     from deckchat.models import User
 
     header = "Acme - Confidential"
