@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 from clients import screenshot
+from playwright.sync_api import expect
 
 pytestmark = __import__("pytest").mark.browser
 
@@ -110,9 +111,10 @@ def test_full_screen_shows_the_slide_alone_and_keys_still_move(live_deck, page):
     page.goto(f"{live_deck.url}/s/{live_deck.token}")
     button = page.get_by_test_id("fullscreen")
     button.click()
-    page.wait_for_function("document.fullscreenElement !== null")
+    # document.fullscreenElement changes a frame before the fullscreenchange event the page reacts to,
+    # so wait for what the page shows, not for the browser's state alone.
+    expect(button).to_have_attribute("aria-pressed", "true")
     assert page.evaluate("document.fullscreenElement.classList.contains('stage')")
-    assert button.get_attribute("aria-pressed") == "true"
     box = page.get_by_test_id("slide-image").bounding_box()
     size = page.viewport_size
     # The slide alone: as wide as the screen allows beside the arrows, or as tall as the screen.
@@ -120,5 +122,6 @@ def test_full_screen_shows_the_slide_alone_and_keys_still_move(live_deck, page):
     page.keyboard.press("ArrowRight")
     assert page.get_by_test_id("slide-number").text_content() == "2"
     page.keyboard.press("f")  # F again leaves
-    page.wait_for_function("document.fullscreenElement === null")
-    assert button.get_attribute("aria-pressed") == "false" and button.text_content() == "Full screen"
+    expect(button).to_have_attribute("aria-pressed", "false")
+    expect(button).to_have_text("Full screen")
+    assert page.evaluate("document.fullscreenElement === null")
