@@ -375,6 +375,7 @@ async function ask(question) {
   } finally {
     answer.classList.remove("pending");
     busy = false;
+    if (note.dataset.kind === "busy") setNote("");
     updateSend();
     scrollToEnd();
   }
@@ -382,6 +383,11 @@ async function ask(question) {
 
 function submitQuestion(text) {
   const question = text.trim();
+  if (question && busy && !closed) {
+    // Enter pressed while an answer streams: keep the text and say why nothing was sent.
+    setNote("One question at a time: yours is kept here, send it when the answer above has finished.", "busy");
+    return false;
+  }
   if (!question || busy || closed || Date.now() < waitUntil) return false;
   input.value = "";
   setNote("");

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from clients import screenshot
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -198,6 +199,27 @@ def test_counter_and_a_note_when_a_paste_is_cut(live_deck, lenient_page):
     box.fill("A short question?")
     page.get_by_test_id("chat-send").click()
     assert count.text_content() == "0/1000" and note.text_content() == ""
+
+
+def test_enter_while_an_answer_streams_keeps_the_question_and_says_why(live_deck, page):
+    held = []  # the question's request waits here until the test lets it go on to the server
+    page.route(re.compile(r".*/s/[^/]+/chat$"), lambda route: held.append(route))
+    page.goto(f"{live_deck.url}/s/{live_deck.token}")
+    box, note = page.get_by_test_id("chat-input"), page.get_by_test_id("chat-note")
+    box.fill("How long does it take to train the gripper on a new item?")
+    box.press("Enter")
+    expect(page.get_by_test_id("chat-send")).to_be_disabled()
+    box.fill("And what does it cost?")
+    box.press("Enter")
+    expect(note).to_have_text(re.compile("One question at a time"))
+    assert box.input_value() == "And what does it cost?"
+    assert page.locator(".chat-turn").count() == 1
+    held.pop().continue_()
+    page.get_by_test_id("chat-source").first.wait_for(timeout=60_000)
+    expect(note).to_have_text("")
+    box.press("Enter")  # now it goes
+    expect(page.locator(".chat-turn")).to_have_count(2)
+    assert box.input_value() == ""
 
 
 def test_document_citation_shows_its_passage_as_text(live_server, pitch_files, tmp_path, page):
