@@ -1,5 +1,5 @@
-"""Changing a deck's material after import: notes (all at once or one slide's), FAQ and documents (examples:
-domain/examples.py).
+"""Changing a deck's material after import: notes (all at once or one slide's), FAQ and documents, added or
+removed one by one (examples: domain/examples.py).
 
 Every change bumps `Deck.content_version`; the caller then rebuilds the chat index.
 """
@@ -37,6 +37,32 @@ def update_material(deck: Deck, *, notes_md: str | None = None, faq_md: str | No
         deck.content_version += 1
         db.session.commit()
     return changed
+
+
+def remove_document(deck: Deck, document_id: int) -> str | None:
+    """Remove one of the deck's documents; its file name, or None when it is not this deck's."""
+    lock_for_writing()
+    doc = next((d for d in deck.documents if d.id == document_id), None)
+    if doc is None:
+        return None
+    deck.documents.remove(doc)  # delete-orphan: the row goes with it
+    deck.content_version += 1
+    db.session.commit()
+    return doc.filename
+
+
+def remove_faq_item(deck: Deck, item_id: int) -> str | None:
+    """Remove one FAQ item (the others keep their order); its question, or None when it is not this deck's."""
+    lock_for_writing()
+    item = next((f for f in deck.faq_items if f.id == item_id), None)
+    if item is None:
+        return None
+    deck.faq_items.remove(item)
+    for position, rest in enumerate(deck.faq_items):
+        rest.position = position
+    deck.content_version += 1
+    db.session.commit()
+    return item.question
 
 
 NOTES_MAX = 20_000  # characters of one slide's notes

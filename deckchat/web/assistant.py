@@ -71,6 +71,30 @@ def update_material(deck: Deck):
     return _back(deck)
 
 
+@bp.route("/<int:deck_id>/documents/<int:item_id>/delete", methods=["POST"])
+@owner_deck
+def delete_document(deck: Deck, item_id: int):
+    """Remove a document; then rebuild the index so the assistant no longer answers from it."""
+    filename = material.remove_document(deck, item_id) if ConfirmForm().validate_on_submit() else None
+    if filename is None:
+        return render_template("error.html", code=404, title="Not Found", message="No such document."), 404
+    _reindex(deck)
+    flash(f"Removed {filename}; the assistant no longer answers from it.")
+    return _back(deck)
+
+
+@bp.route("/<int:deck_id>/faq/<int:item_id>/delete", methods=["POST"])
+@owner_deck
+def delete_faq_item(deck: Deck, item_id: int):
+    """Remove one FAQ item; then rebuild the index."""
+    question = material.remove_faq_item(deck, item_id) if ConfirmForm().validate_on_submit() else None
+    if question is None:
+        return render_template("error.html", code=404, title="Not Found", message="No such FAQ item."), 404
+    _reindex(deck)
+    flash(f"Removed the FAQ item “{question}”; the assistant no longer answers from it.")
+    return _back(deck)
+
+
 @bp.route("/<int:deck_id>/slides/<int:number>/notes", methods=["POST"])
 @owner_deck
 def update_slide_notes(deck: Deck, number: int):
