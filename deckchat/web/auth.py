@@ -15,7 +15,10 @@ bp = Blueprint("auth", __name__)
 
 def _safe_next(target: str | None) -> str:
     """Only follow same-site relative redirects after login."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    # Browsers read a backslash as a slash and drop tabs and newlines, so "/\\evil.example" or "/\t/evil.example"
+    # would leave the site: a path with either is not followed.
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ord(c) < 33 or ord(c) == 127 for c in target) and not urlsplit(target).netloc):
         return target
     return url_for("decks.list_decks")
 

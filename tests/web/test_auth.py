@@ -1,6 +1,8 @@
 """Owner accounts and CSRF."""
 from __future__ import annotations
 
+import pytest
+
 from clients import csrf_token, login
 from deckchat.extensions import db
 from deckchat.models import User
@@ -31,10 +33,19 @@ def test_wrong_password_is_401(client, owner):
     login(client)
 
 
-def test_login_redirect_stays_on_site(client, owner):
-    response = client.post("/login?next=//evil.example/x", data={"email": "owner@example.com",
-                                                                  "password": "password123"})
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\\evil.example/x", "/%5Cevil.example", "/%09/evil.example",
+                                    "https://evil.example/", "/\\/evil.example"])
+def test_login_redirect_stays_on_site(client, owner, target):
+    # Browsers read "\\" as "/" and drop a tab: each of these would leave the site.
+    response = client.post("/login", query_string={"next": target.replace("%5C", "\\").replace("%09", "\t")},
+                           data={"email": "owner@example.com", "password": "password123"})
     assert response.location == "/decks/"
+
+
+def test_login_follows_a_path_on_this_site(client, owner):
+    response = client.post("/login", query_string={"next": "/decks/1/analytics?link=2"},
+                           data={"email": "owner@example.com", "password": "password123"})
+    assert response.location == "/decks/1/analytics?link=2"
 
 
 def test_forms_require_csrf_tokens(app_factory):
