@@ -242,11 +242,22 @@ def deck_activity(deck_ids: list[int]) -> dict[int, dict]:
     return found
 
 
+def _capped(ends_at: dict[int, int], slide_count: int) -> dict[int, int]:
+    """Visits by furthest slide, those that went past the last slide of an earlier, longer version counted as
+    ending on the last slide (they reached every slide there is now)."""
+    if not slide_count:
+        return ends_at
+    out = {k: v for k, v in ends_at.items() if k < slide_count}
+    out[slide_count] = sum(v for k, v in ends_at.items() if k >= slide_count)
+    return out
+
+
 def deck_analytics(deck: Deck, scope: Scope = WHOLE_DECK) -> dict:
     """Every figure of the dashboard for a deck (or one link's or visitor's visits), as plain data."""
     summary = _visit_summary(deck.id, scope)
     visits = summary["visits"]
     per_slide, ends_at, visit_ms = _fold(deck.id, scope)
+    ends_at = _capped(ends_at, deck.slide_count)
     questions, asked, unanswered = _question_counts(deck.id, scope)
     titles = dict(db.session.execute(select(Slide.number, Slide.title).where(Slide.deck_id == deck.id)).all())
 

@@ -93,7 +93,7 @@ def visit_summary(visit: Visit, deck: Deck, link: ShareLink) -> dict:
             "last_seen_at": timeline["last_seen_at"],
             "duration_seconds": timeline["duration_seconds"],
             "visible_seconds": timeline["visible_seconds"],
-            "furthest_slide": furthest,
+            "furthest_slide": min(furthest, deck.slide_count),
             "completed": bool(deck.slide_count) and furthest >= deck.slide_count,
             "slides": [{"slide": n, "visible_seconds": s} for n, s in sorted(slides.items())],
             "questions": [

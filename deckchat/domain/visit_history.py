@@ -166,7 +166,8 @@ def visit_rows(
                 "duration_seconds": _wall_seconds(started, last),
                 "visible_seconds": round((ms or 0) / 1000, 3),
                 "slides_viewed": int(viewed or 0),
-                "furthest_slide": int(top or 0),
+                # An earlier, longer version may have had slides past today's last one.
+                "furthest_slide": min(int(top or 0), deck.slide_count),
                 "completed": bool(deck.slide_count) and int(top or 0) >= deck.slide_count,
                 "questions": int(n or 0),
                 "unanswered_questions": int(unanswered or 0),

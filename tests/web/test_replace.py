@@ -134,6 +134,15 @@ def test_analytics_survive_a_shorter_version(app, client, owner, pitch_deck):
     stats = client.get(f"/api/decks/{pitch_deck}/analytics").json
     assert [s["slide"] for s in stats["slides"]] == [1, 2] and stats["visits"] == 1
     assert stats["slides"][0]["visible_seconds"] == 2.0
+    # The visit went past what is now the last slide: it reached every slide and completed the deck, on the
+    # dashboard and in the visits table alike.
+    assert [s["reached"] for s in stats["slides"]] == [1, 1]
+    assert stats["completed_visits"] == 1 and stats["completion_rate"] == 1.0
+    with app.app_context():
+        from deckchat.domain.visit_history import visit_rows
+
+        (row,) = visit_rows(db.session.get(Deck, pitch_deck))
+        assert row["furthest_slide"] == 2 and row["completed"] is True
 
 
 def test_replacing_while_investors_report_views(app, client, owner, pitch_deck, monkeypatch):
