@@ -139,16 +139,16 @@ def replace_slides(deck: Deck, *, instance_path: str | Path, slides_path: Path, 
     """
     limits = limits or ImportLimits()
     kind, slides, _ = _read_slides(slides_path, limits)
-    slides, lost = _carry_notes(deck.slides, slides)
-    slides = merge_notes(slides, notes_md)
+    merge_notes(slides, notes_md)  # a notes file that does not fit is refused before the slides are rendered
     key, staging, warnings = _stage(kind, slides_path, slides, instance_path, limits)
-    if lost:
-        warnings.append(f"The notes of old slide{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))} found no "
-                        "slide with the same title in the new version; upload them again under Material if they "
-                        "still apply.")
     with _landing(staging, key):
         # One replacement at a time (PostgreSQL; SQLite's write lock already is one); the folder read under it.
         db.session.execute(select(Deck.id).where(Deck.id == deck.id).with_for_update())
+        # The old notes as they are now, under the lock: an edit saved while the slides rendered is carried too.
+        current = db.session.scalars(select(Slide).where(Slide.deck_id == deck.id).order_by(Slide.number)
+                                     .execution_options(populate_existing=True)).all()
+        slides = merge_notes(_carry_notes(current, slides), notes_md)
+        lost = _lost_notes(current, slides)
         old_folder = deck_folder(instance_path, deck)
         deck.slides.clear()
         db.session.flush()  # the old rows go first: (deck, number) is unique
@@ -156,6 +156,10 @@ def replace_slides(deck: Deck, *, instance_path: str | Path, slides_path: Path, 
         deck.source_filename, deck.source_kind, deck.storage_key = safe_name(filename), kind, key
         deck.slide_count, deck.render_note = len(slides), warnings[0] if warnings else None
         deck.content_version += 1  # the chat index is stale until rebuilt
+    if lost:
+        warnings.append(f"The notes of old slide{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))} found no "
+                        "slide with the same title in the new version; upload them again under Material if they "
+                        "still apply.")
     shutil.rmtree(old_folder, ignore_errors=True)
     return warnings
 
@@ -165,9 +169,9 @@ def _title_key(title: str) -> str:
     return " ".join(title.split()).casefold()
 
 
-def _carry_notes(old: list[Slide], new: list[SlideContent]) -> tuple[list[SlideContent], list[int]]:
+def _carry_notes(old: list[Slide], new: list[SlideContent]) -> list[SlideContent]:
     """The new slides with the notes of old slides carried over by unique title where they have none of their
-    own, and the numbers of old slides with notes that found no slide of the new version with notes."""
+    own."""
     old_count = Counter(_title_key(s.title) for s in old)
     new_count = Counter(_title_key(s.title) for s in new)
     carried = {}
@@ -175,10 +179,26 @@ def _carry_notes(old: list[Slide], new: list[SlideContent]) -> tuple[list[SlideC
         key = _title_key(s.title)
         if s.notes.strip() and key and old_count[key] == new_count[key] == 1:
             carried[key] = s.notes
-    out = [s if s.notes.strip() else SlideContent(s.number, s.title, s.text, carried.get(_title_key(s.title), ""))
-           for s in new]
-    noted = {_title_key(s.title) for s in out if s.notes.strip()}
-    return out, [s.number for s in old if s.notes.strip() and _title_key(s.title) not in noted]
+    return [s if s.notes.strip() else SlideContent(s.number, s.title, s.text, carried.get(_title_key(s.title), ""))
+            for s in new]
+
+
+def _lost_notes(old: list[Slide], new: list[SlideContent]) -> list[int]:
+    """The numbers of old slides whose notes are in no slide of the new version (notes files applied): neither
+    the same text on some slide, nor new notes on the one slide that takes its unique title."""
+    old_count = Counter(_title_key(s.title) for s in old)
+    new_count = Counter(_title_key(s.title) for s in new)
+    texts = {" ".join(s.notes.split()) for s in new if s.notes.strip()}
+    noted = {_title_key(s.title) for s in new if s.notes.strip()}
+    lost = []
+    for s in old:
+        key = _title_key(s.title)
+        if not s.notes.strip() or " ".join(s.notes.split()) in texts:
+            continue
+        if key and old_count[key] == new_count[key] == 1 and key in noted:
+            continue  # the presenter wrote new notes for that slide
+        lost.append(s.number)
+    return lost
 
 
 def _read_slides(slides_path: Path, limits: ImportLimits) -> tuple[str, list[SlideContent], str]:

@@ -181,3 +181,47 @@ def test_notes_follow_only_titles_that_name_one_slide(app, client, owner):
     assert state["notes"] == {"Pricing": "Pricing note", header: ""}
     page = client.get(f"/decks/{deck_id}").get_data(as_text=True)
     assert "The notes of old slides 1, 2, 3 found no slide with the same title" in page
+
+
+def test_notes_edited_while_the_new_slides_render_are_carried(app, client, owner, pitch_deck, monkeypatch):
+    from sqlalchemy import text
+
+    from deckchat.domain import decks
+
+    render = decks._stage
+    title = PITCH_PAGES[2].split("\n")[0]
+
+    def render_while_the_owner_edits_notes(*args, **kwargs):
+        staged = render(*args, **kwargs)
+        with db.engine.connect() as conn:  # another tab saves the notes of a slide the new version keeps
+            conn.execute(text("UPDATE slides SET notes = 'Edited meanwhile' WHERE deck_id = :d AND number = 3"),
+                         {"d": pitch_deck})
+            conn.commit()
+        return staged
+
+    monkeypatch.setattr(decks, "_stage", render_while_the_owner_edits_notes)
+    login(client)
+    assert _replace(client, pitch_deck, make_pdf(V2_PAGES)).status_code == 303
+    assert _state(app, pitch_deck)["notes"][title] == "Edited meanwhile"
+
+
+def test_notes_that_find_no_place_are_always_reported():
+    from types import SimpleNamespace
+
+    from deckchat.domain.content import SlideContent
+    from deckchat.domain.decks import _carry_notes, _lost_notes
+
+    old = [SimpleNamespace(number=n, title=t, notes=f"old {n}") for n, t in enumerate(["", "", "Team", "Team"], 1)]
+    new = [SlideContent(1, "", "", "own"), SlideContent(2, "", "", ""), SlideContent(3, "Team", "", "own"),
+           SlideContent(4, "Team", "", "")]
+    # Neither an empty title nor a repeated one carries notes, so all four old notes are gone: all are reported.
+    assert _lost_notes(old, _carry_notes(old, new)) == [1, 2, 3, 4]
+    # Notes that reach the new version anyway (carried by a unique title, or the same text from a notes file)
+    # and notes the presenter replaced on the slide that takes the title are not lost.
+    old = [SimpleNamespace(number=1, title="Pricing", notes="p"), SimpleNamespace(number=2, title="Ask", notes="a"),
+           SimpleNamespace(number=3, title="Team", notes="t"), SimpleNamespace(number=4, title="Old", notes="o")]
+    new = [SlideContent(1, "Ask", "", ""), SlideContent(2, "Pricing", "", ""), SlideContent(3, "Plans", "", " a "),
+           SlideContent(4, "Team", "", "rewritten")]
+    carried = _carry_notes(old, new)
+    assert [s.notes for s in carried] == ["a", "p", " a ", "rewritten"]
+    assert _lost_notes(old, carried) == [4]
