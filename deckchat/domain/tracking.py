@@ -68,6 +68,8 @@ def start_visit(link: ShareLink, visitor_id: str, email: str | None, user_agent:
     # Look up and write under the write lock: the request's own read snapshot could not take it once a heartbeat
     # has committed, and two tabs opening at once must not both start a visit.
     lock_for_writing()
+    # PostgreSQL has no database-wide write lock: the link's row serialises its openings instead (a no-op on SQLite).
+    db.session.execute(select(ShareLink.id).where(ShareLink.id == link_id).with_for_update())
     if resume_within is not None:
         live = db.session.scalars(
             select(Visit).where(

@@ -150,3 +150,43 @@ def test_opening_a_link_while_a_heartbeat_commits(app, client, pitch_deck, monke
     monkeypatch.setattr(tracking, "start_visit", after_a_heartbeat)
     first = _visit_key(client, token)
     assert _visit_key(client, token) == first
+
+
+def test_two_tabs_opening_at_once_make_one_visit(app, pitch_deck):
+    import threading
+    import time
+
+    from sqlalchemy import event
+
+    from deckchat.models import ShareLink
+
+    with app.app_context():
+        link_id = sharing.create_link(db.session.get(Deck, pitch_deck)).id
+        engine = db.engine
+    slow = threading.local()
+
+    def pause_after_the_lookup(conn, cursor, statement, *args):
+        # The first tab holds on between finding no live visit and starting one: the second must wait for it.
+        if getattr(slow, "first", False) and "FROM visits" in statement:
+            slow.first = False
+            time.sleep(0.6)
+
+    def open_tab(first: bool) -> None:
+        with app.app_context():
+            slow.first = first
+            tracking.start_visit(db.session.get(ShareLink, link_id), "visitor-1", None, "UA",
+                                 resume_within=timedelta(minutes=30))
+            db.session.remove()
+
+    event.listen(engine, "after_cursor_execute", pause_after_the_lookup)
+    try:
+        tabs = [threading.Thread(target=open_tab, args=(True,)), threading.Thread(target=open_tab, args=(False,))]
+        tabs[0].start()
+        time.sleep(0.2)
+        tabs[1].start()
+        for tab in tabs:
+            tab.join(timeout=30)
+    finally:
+        event.remove(engine, "after_cursor_execute", pause_after_the_lookup)
+    with app.app_context():
+        assert db.session.query(Visit).count() == 1
