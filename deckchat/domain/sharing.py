@@ -90,7 +90,10 @@ def update_link(
     if link.state() != "active":
         raise ValueError(f"this link is {link.state()}; create a new one instead")
     changes: list[str] = []
-    url = checked_webhook(webhook_url) if webhook_url is not KEEP else KEEP
+    # The edit form sends the current webhook back unchanged: it is not checked again (each delivery checks the
+    # address anyway), so a receiver's DNS hiccup cannot stop the owner from changing the label or the expiry.
+    unchanged = webhook_url is not KEEP and ((webhook_url or "").strip() or None) == link.webhook_url
+    url = KEEP if webhook_url is KEEP or unchanged else checked_webhook(webhook_url)
     if expires_at is not KEEP and expires_at is not None and expires_at <= utcnow():
         raise ValueError("the new expiry is in the past")
     if label is not None and label.strip()[:120] != link.label:

@@ -111,6 +111,18 @@ def test_webhook_changes_and_refusals(app, client, owner, pitch_deck):
     assert _rules(app, link_id)["hook"] is None and _rules(app, link_id)["secret"] is None
 
 
+def test_an_unchanged_webhook_is_not_checked_again(app, client, owner, pitch_deck):
+    link_id, _ = _link(app, pitch_deck, webhook_url="https://hooks.example.com/a")
+    with app.app_context():  # its host has since moved to an address a new webhook could not use
+        db.session.get(ShareLink, link_id).webhook_url = "http://127.0.0.1:9/hook"
+        db.session.commit()
+    login(client)
+    assert _edit(client, pitch_deck, link_id, label="Seed round", webhook_url="http://127.0.0.1:9/hook").status_code == 303
+    assert _rules(app, link_id)["label"] == "Seed round"  # the label could change; the webhook stays as it was
+    assert _rules(app, link_id)["hook"] == "http://127.0.0.1:9/hook"
+    assert _edit(client, pitch_deck, link_id, webhook_url="http://127.0.0.1:9/other").status_code == 400
+
+
 def test_only_active_links_of_ones_own_decks(app, client, owner, pitch_deck):
     link_id, _ = _link(app, pitch_deck)
     with app.app_context():
