@@ -178,6 +178,9 @@ class RemoteEngine(Engine):
                     model=self.model_name,
                     messages=messages,
                     stream=True,
+                    # Token counts come in a last chunk only when asked for: OpenAI's rule, which vLLM and
+                    # transformers serve 5.25 follow (earlier transformers serve releases sent them unasked).
+                    stream_options={"include_usage": True},
                     timeout=timeout,
                     extra_body=self.extra_body or None,
                     **params,
@@ -187,6 +190,9 @@ class RemoteEngine(Engine):
                     model=self.model_name,
                     prompt=request.prompt,
                     stream=True,
+                    # Token counts come in a last chunk only when asked for: OpenAI's rule, which vLLM and
+                    # transformers serve 5.25 follow (earlier transformers serve releases sent them unasked).
+                    stream_options={"include_usage": True},
                     timeout=timeout,
                     extra_body=self.extra_body or None,
                     **params,
