@@ -49,6 +49,9 @@ class Config:
     TRACK_RATE_LIMIT = os.environ.get("DECKCHAT_TRACK_RATE_LIMIT", "600 per minute")
     CHAT_RATE_LIMIT_VISITOR = os.environ.get("DECKCHAT_CHAT_RATE_LIMIT_VISITOR", "10 per minute;60 per hour")
     CHAT_RATE_LIMIT_LINK = os.environ.get("DECKCHAT_CHAT_RATE_LIMIT_LINK", "120 per minute")
+    # Per address, whatever visitor cookie a request carries (an office behind one address has room to spare).
+    CHAT_RATE_LIMIT_ADDRESS = os.environ.get("DECKCHAT_CHAT_RATE_LIMIT_ADDRESS", "30 per minute;300 per hour")
+    OPEN_RATE_LIMIT = os.environ.get("DECKCHAT_OPEN_RATE_LIMIT", "120 per minute")
     # Tracking: a heartbeat every few seconds bounds what a crashed tab loses.
     HEARTBEAT_SECONDS = float(os.environ.get("DECKCHAT_HEARTBEAT_SECONDS", "5"))
     # A visit has ended after this long without reports; then its link's webhook gets the summary.

@@ -69,9 +69,9 @@ def record_exchange(*, deck_id: int, visit_id: int | None, slide: int | None, qu
 
 def set_feedback(exchange_id: int, visit: Visit, value: object) -> ChatExchange:
     """Record thumbs up (+1) or down (-1) on an exchange of this visit."""
-    if value not in (1, -1) or isinstance(value, bool):
+    if type(value) is not int or value not in (1, -1):  # not True, not 1.0
         raise ChatInputError("Feedback must be 1 or -1.")
-    exchange = db.session.get(ChatExchange, exchange_id)
+    exchange = db.session.get(ChatExchange, exchange_id) if 0 < exchange_id < 2**63 else None
     if exchange is None or exchange.visit_id != visit.id:
         raise LookupError("no such answer in this visit")
     exchange.feedback = value

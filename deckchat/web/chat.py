@@ -29,6 +29,23 @@ def _visitor_key() -> str:
     return f"visitor:{request.cookies.get('dc_visitor') or request.remote_addr}"
 
 
+def _address_key() -> str:
+    # The visitor cookie is the browser's to choose: a new one on every request must still meet a limit.
+    return f"address:{request.remote_addr}"
+
+
+def _address_limit() -> str:
+    return current_app.config["CHAT_RATE_LIMIT_ADDRESS"]
+
+
+def _json_object() -> dict | None:
+    """The request's JSON body when it is an object; None for anything else."""
+    body = request.get_json(silent=True)
+    if body is None:
+        return {}
+    return body if isinstance(body, dict) else None
+
+
 def _link_key() -> str:
     return f"link:{(request.view_args or {}).get('token')}"
 
@@ -54,11 +71,14 @@ def make_chain() -> DeckChain:
 
 @bp.route("/<token>/chat", methods=["POST"])
 @limiter.limit(_visitor_limit, key_func=_visitor_key, error_message=TOO_MANY_QUESTIONS)
+@limiter.limit(_address_limit, key_func=_address_key, error_message=TOO_MANY_QUESTIONS)
 @limiter.limit(_link_limit, key_func=_link_key, error_message=LINK_TOO_BUSY)
 def ask(token: str):
     """Answer a question about the deck as a stream: `delta` events, then `done` (or `error`)."""
     link = accessible_link(token)
-    body = request.get_json(silent=True) or {}
+    body = _json_object()
+    if body is None:
+        return jsonify(error="The request body must be a JSON object."), 400
     visit = chatlog.visit_for_link(link, body.get("visit"))
     preview = visit is None and owner_preview(link)  # the presenter trying their own link: answered, not logged
     if visit is None and not preview:
@@ -167,10 +187,13 @@ def _friendly(exc: Exception) -> str:
 
 @bp.route("/<token>/chat/<int:exchange_id>/feedback", methods=["POST"])
 @limiter.limit(_visitor_limit, key_func=_visitor_key, error_message=TOO_MANY_CLICKS)
+@limiter.limit(_address_limit, key_func=_address_key, error_message=TOO_MANY_CLICKS)
 def feedback(token: str, exchange_id: int):
     """Thumbs up or down on an answer of this visit."""
     link = accessible_link(token)
-    body = request.get_json(silent=True) or {}
+    body = _json_object()
+    if body is None:
+        return jsonify(error="The request body must be a JSON object."), 400
     visit = chatlog.visit_for_link(link, body.get("visit"))
     if visit is None:
         return jsonify(error="unknown visit"), 400

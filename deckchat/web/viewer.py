@@ -81,7 +81,13 @@ def accessible_link(token: str) -> ShareLink:
     return link
 
 
+def _open_limit() -> str:
+    return current_app.config["OPEN_RATE_LIMIT"]
+
+
 @bp.route("/<token>", methods=["GET"])
+@limiter.limit(_open_limit, key_func=lambda: f"open:{request.remote_addr}",
+               error_message="Too many openings from your address. Wait a minute, then reload.")
 def open_link(token: str):
     """The viewer, or the unlock form while the link is locked; an opening starts a visit or resumes this
     browser's live one (a reload is not a second visit, and its chat so far is shown again)."""

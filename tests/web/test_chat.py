@@ -86,12 +86,19 @@ def test_bad_requests_get_clear_errors(chat):
     assert "at most" in chat("x" * 1001).get_json()["error"]
     assert chat("Hello?", visit_key="not-this-visit").status_code == 400
     assert chat.client.post(f"/s/{chat.token}/chat", data="nope").status_code == 400
+    for body in ([1], "a question", 3):  # JSON, but not an object
+        response = chat.client.post(f"/s/{chat.token}/chat", json=body)
+        assert response.status_code == 400 and "JSON object" in response.get_json()["error"]
 
 
 def test_feedback_only_on_own_answers(app, chat):
     exchange = _done(chat("How long does training a new item take?"))["exchange"]
     url = f"/s/{chat.token}/chat/{exchange}/feedback"
     assert chat.client.post(url, json={"visit": chat.visit, "value": 2}).status_code == 400
+    assert chat.client.post(url, json={"visit": chat.visit, "value": 1.0}).status_code == 400
+    assert chat.client.post(url, json=[chat.visit, 1]).status_code == 400
+    huge = f"/s/{chat.token}/chat/{10**25}/feedback"
+    assert chat.client.post(huge, json={"visit": chat.visit, "value": 1}).status_code == 404
     assert chat.client.post(url, json={"visit": chat.visit, "value": -1}).status_code == 200
     with app.app_context():
         assert db.session.get(ChatExchange, exchange).feedback == -1
@@ -119,6 +126,19 @@ def _two_per_minute(app_factory, owner_deck_factory):
     client = app.test_client()
     visit = re.search(rb'data-visit="([^"]+)"', client.get(f"/s/{token}").data).group(1).decode()
     return app, client, token, visit
+
+
+def test_a_new_visitor_cookie_on_every_question_still_meets_a_limit(app_factory, owner_deck_factory):
+    app, deck_id = owner_deck_factory(app_factory(RATELIMIT_ENABLED=True, CHAT_RATE_LIMIT_VISITOR="2 per minute",
+                                                  CHAT_RATE_LIMIT_ADDRESS="4 per minute"))
+    with app.app_context():
+        token = sharing.create_link(db.session.get(Deck, deck_id)).token
+    client = app.test_client()
+    codes = []
+    for n in range(6):
+        client.set_cookie("dc_visitor", f"made-up-{n}")
+        codes.append(client.post(f"/s/{token}/chat", json={"question": "What is the ask?", "visit": "x"}).status_code)
+    assert codes == [400, 400, 400, 400, 429, 429]  # (the made-up visit is refused until the address limit)
 
 
 def test_chat_is_rate_limited_per_visitor(app_factory, owner_deck_factory):

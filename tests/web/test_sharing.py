@@ -62,6 +62,18 @@ def test_password_attempts_are_rate_limited(app_factory, owner_deck_factory):
     assert client.post(f"/s/{token}", data={"password": "right-one"}).status_code == 429
 
 
+def test_openings_are_rate_limited_per_address(app_factory, owner_deck_factory):
+    app, deck_id = owner_deck_factory(app_factory(RATELIMIT_ENABLED=True, OPEN_RATE_LIMIT="3 per minute"))
+    token = _link(app, deck_id)
+    # Without a cookie every opening is a new visit: a script doing that must not flood the analytics.
+    codes = [app.test_client().get(f"/s/{token}").status_code for _ in range(5)]
+    assert codes == [200, 200, 200, 429, 429]
+    page = app.test_client().get(f"/s/{token}").get_data(as_text=True)
+    assert "Too many openings from your address" in page
+    with app.app_context():
+        assert db.session.query(Visit).count() == 3
+
+
 def test_expired_link_is_410(app, client, pitch_deck):
     token = _link(app, pitch_deck, expires_at=utcnow() - timedelta(seconds=1))
     response = client.get(f"/s/{token}")

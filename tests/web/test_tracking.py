@@ -1,6 +1,7 @@
 """Visible-time reports: validation, clamping, idempotent totals, analytics."""
 from __future__ import annotations
 
+import io
 import json
 import re
 from datetime import timedelta
@@ -76,6 +77,16 @@ def test_visible_time_is_clamped_to_the_visit_duration(app, client, visit_key):
 
 def test_oversized_body_is_refused(client, visit_key):
     assert _post(client, "x" * 5000).status_code == 413
+
+
+def test_a_chunked_or_deeply_nested_report_is_refused(client, visit_key):
+    body = b'{"visit": "' + visit_key.encode() + b'", "pad": "' + b"x" * 100_000 + b'"}'
+    # Sent without a Content-Length, as a chunked request comes: the body is read only up to the limit.
+    response = client.post("/api/track", input_stream=io.BytesIO(body), content_type="text/plain",
+                           headers={"Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})  # as gunicorn sets it
+    assert response.status_code == 413
+    assert _post(client, "[" * 1500 + "]" * 1500).status_code == 400
 
 
 def test_tracking_is_rate_limited(app_factory, owner_deck_factory):
