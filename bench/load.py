@@ -196,7 +196,9 @@ def run_one(name: str, database_url: str | None, args: argparse.Namespace) -> di
                # Every simulated visitor comes from 127.0.0.1: lift the per-address limits, keep them active.
                "DECKCHAT_TRACK_RATE_LIMIT": "1000000 per minute",
                "DECKCHAT_CHAT_RATE_LIMIT_VISITOR": "100000 per minute",
-               "DECKCHAT_CHAT_RATE_LIMIT_LINK": "100000 per minute"}
+               "DECKCHAT_CHAT_RATE_LIMIT_LINK": "100000 per minute",
+               "DECKCHAT_CHAT_RATE_LIMIT_ADDRESS": "100000 per minute",
+               "DECKCHAT_OPEN_RATE_LIMIT": "100000 per minute"}
         if database_url:
             env["DATABASE_URL"] = database_url
         if args.quick:
