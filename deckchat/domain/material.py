@@ -39,30 +39,32 @@ def update_material(deck: Deck, *, notes_md: str | None = None, faq_md: str | No
     return changed
 
 
+def _remove_row(deck: Deck, relation: str, row_id: int):
+    """Take one row out of the deck's `relation` list under the write lock (delete-orphan deletes it) and mark
+    the material changed; the row, or None when it is not this deck's. The caller commits."""
+    lock_for_writing()
+    rows = getattr(deck, relation)
+    row = next((r for r in rows if r.id == row_id), None)
+    if row is not None:
+        rows.remove(row)
+        deck.content_version += 1
+    return row
+
+
 def remove_document(deck: Deck, document_id: int) -> str | None:
     """Remove one of the deck's documents; its file name, or None when it is not this deck's."""
-    lock_for_writing()
-    doc = next((d for d in deck.documents if d.id == document_id), None)
-    if doc is None:
-        return None
-    deck.documents.remove(doc)  # delete-orphan: the row goes with it
-    deck.content_version += 1
+    doc = _remove_row(deck, "documents", document_id)
     db.session.commit()
-    return doc.filename
+    return doc.filename if doc else None
 
 
 def remove_faq_item(deck: Deck, item_id: int) -> str | None:
     """Remove one FAQ item (the others keep their order); its question, or None when it is not this deck's."""
-    lock_for_writing()
-    item = next((f for f in deck.faq_items if f.id == item_id), None)
-    if item is None:
-        return None
-    deck.faq_items.remove(item)
+    item = _remove_row(deck, "faq_items", item_id)
     for position, rest in enumerate(deck.faq_items):
         rest.position = position
-    deck.content_version += 1
     db.session.commit()
-    return item.question
+    return item.question if item else None
 
 
 NOTES_MAX = 20_000  # characters of one slide's notes

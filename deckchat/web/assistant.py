@@ -71,16 +71,21 @@ def update_material(deck: Deck):
     return _back(deck)
 
 
+def _after_removal(deck: Deck, removed: str | None, what: str, message: str):
+    """404 when nothing was removed; else rebuild the index, say what went and go back to the settings."""
+    if removed is None:
+        return render_template("error.html", code=404, title="Not Found", message=f"No such {what}."), 404
+    _reindex(deck)
+    flash(f"{message}; the assistant no longer answers from it.")
+    return _back(deck)
+
+
 @bp.route("/<int:deck_id>/documents/<int:item_id>/delete", methods=["POST"])
 @owner_deck
 def delete_document(deck: Deck, item_id: int):
     """Remove a document; then rebuild the index so the assistant no longer answers from it."""
     filename = material.remove_document(deck, item_id) if ConfirmForm().validate_on_submit() else None
-    if filename is None:
-        return render_template("error.html", code=404, title="Not Found", message="No such document."), 404
-    _reindex(deck)
-    flash(f"Removed {filename}; the assistant no longer answers from it.")
-    return _back(deck)
+    return _after_removal(deck, filename, "document", f"Removed {filename}")
 
 
 @bp.route("/<int:deck_id>/faq/<int:item_id>/delete", methods=["POST"])
@@ -88,11 +93,7 @@ def delete_document(deck: Deck, item_id: int):
 def delete_faq_item(deck: Deck, item_id: int):
     """Remove one FAQ item; then rebuild the index."""
     question = material.remove_faq_item(deck, item_id) if ConfirmForm().validate_on_submit() else None
-    if question is None:
-        return render_template("error.html", code=404, title="Not Found", message="No such FAQ item."), 404
-    _reindex(deck)
-    flash(f"Removed the FAQ item “{question}”; the assistant no longer answers from it.")
-    return _back(deck)
+    return _after_removal(deck, question, "FAQ item", f"Removed the FAQ item \u201c{question}\u201d")
 
 
 @bp.route("/<int:deck_id>/slides/<int:number>/notes", methods=["POST"])

@@ -1,5 +1,6 @@
 // Investor chat: posts the question with the slide on screen, reads the Server-Sent Events stream,
 // and renders everything with textContent (nothing the model or a user wrote is parsed as HTML).
+import { el, renderSources } from "./chat_sources.js";
 
 const panel = document.getElementById("chat");
 const viewer = document.getElementById("viewer");
@@ -20,14 +21,6 @@ let busy = false;       // a question is being answered
 let waitUntil = 0;      // Date.now() before which the server has asked us not to send (429/503)
 let closed = false;     // the link is gone or locked: no more questions from this page
 let waitTimer = null;
-let turnCount = 0;
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function scrollToEnd() {
   scroller.scrollTop = scroller.scrollHeight;
@@ -35,19 +28,6 @@ function scrollToEnd() {
 
 function currentSlide() {
   return window.deckViewer ? window.deckViewer.current() : 1;
-}
-
-function sourceLabel(source) {
-  if (source.slide) return `Slide ${source.slide}`;
-  if (source.source.startsWith("faq:")) return `FAQ: ${source.source.slice(4)}`;
-  if (source.source.startsWith("doc:")) return source.source.slice(4).replace("#", " › ");
-  return source.source;
-}
-
-function passageHeading(source) {
-  if (source.source.startsWith("faq:")) return ["From the FAQ", source.source.slice(4)];
-  if (source.source.startsWith("doc:")) return ["From a document", sourceLabel(source)];
-  return ["Cited passage", sourceLabel(source)];
 }
 
 // ---- the send button, the counter and the paste note --------------------------------------------
@@ -163,81 +143,6 @@ async function showHttpError(response, answer, question) {
     answer.textContent = message;
   }
   answer.classList.add("error");
-}
-
-// ---- sources and their passages -----------------------------------------------------------------
-
-function renderSources(item, sources) {
-  if (!sources.length) return;
-  turnCount += 1;
-  const list = el("div", "chat-sources");
-  list.append(el("span", "muted", "Sources:"));
-  const passage = el("div", "chat-passage");
-  passage.id = `chat-passage-${turnCount}`;
-  passage.dataset.testid = "chat-passage";
-  passage.hidden = true;
-  passage.setAttribute("role", "region");
-  let openChip = null;
-
-  function close() {
-    if (openChip) openChip.setAttribute("aria-expanded", "false");
-    openChip = null;
-    passage.hidden = true;
-    passage.replaceChildren();
-  }
-
-  sources.forEach((source) => {
-    const label = sourceLabel(source);
-    const chip = el("button", "chip", label);
-    chip.type = "button";
-    chip.dataset.testid = "chat-source";
-    chip.dataset.source = source.source;
-    if (source.slide) {
-      chip.dataset.slide = String(source.slide);
-      chip.title = `Show slide ${source.slide}`;
-      chip.addEventListener("click", () => window.deckViewer.show(source.slide));
-    } else {
-      chip.classList.add("chip-passage");
-      chip.setAttribute("aria-expanded", "false");
-      chip.setAttribute("aria-controls", passage.id);
-      chip.title = "Show the cited passage";
-      chip.addEventListener("click", () => {
-        if (openChip === chip) {
-          close();
-          return;
-        }
-        close();
-        openChip = chip;
-        chip.setAttribute("aria-expanded", "true");
-        passage.setAttribute("aria-label", `Passage cited from ${label}`);
-        const [kind, title] = passageHeading(source);
-        const head = el("div", "chat-passage-head");
-        head.append(el("span", "chat-passage-kind", kind));
-        const hide = el("button", "chat-passage-close", "Hide");
-        hide.type = "button";
-        hide.setAttribute("aria-label", "Hide the cited passage");
-        hide.addEventListener("click", () => { close(); chip.focus(); });
-        head.append(hide);
-        const heading = el("p", "chat-passage-title", title);
-        const text = source.passage
-          ? el("blockquote", "chat-passage-text", source.passage)
-          : el("p", "chat-passage-text muted", "The cited text is not available for this answer.");
-        text.dataset.testid = "chat-passage-text";
-        passage.replaceChildren(head, heading, text);
-        passage.hidden = false;
-        passage.scrollIntoView({ block: "nearest" });
-      });
-    }
-    list.append(chip);
-  });
-  passage.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && openChip) {
-      const chip = openChip;
-      close();
-      chip.focus();
-    }
-  });
-  item.append(list, passage);
 }
 
 function renderFeedback(item, exchangeId) {
