@@ -169,16 +169,18 @@ def _title_key(title: str) -> str:
     return " ".join(title.split()).casefold()
 
 
+def _unique_titles(old: list[Slide], new: list[SlideContent]) -> set[str]:
+    """The title keys that name exactly one slide in each version (a running header names none)."""
+    old_count = Counter(_title_key(s.title) for s in old)
+    new_count = Counter(_title_key(s.title) for s in new)
+    return {key for key, n in old_count.items() if key and n == new_count[key] == 1}
+
+
 def _carry_notes(old: list[Slide], new: list[SlideContent]) -> list[SlideContent]:
     """The new slides with the notes of old slides carried over by unique title where they have none of their
     own."""
-    old_count = Counter(_title_key(s.title) for s in old)
-    new_count = Counter(_title_key(s.title) for s in new)
-    carried = {}
-    for s in old:
-        key = _title_key(s.title)
-        if s.notes.strip() and key and old_count[key] == new_count[key] == 1:
-            carried[key] = s.notes
+    unique = _unique_titles(old, new)
+    carried = {_title_key(s.title): s.notes for s in old if s.notes.strip() and _title_key(s.title) in unique}
     return [s if s.notes.strip() else SlideContent(s.number, s.title, s.text, carried.get(_title_key(s.title), ""))
             for s in new]
 
@@ -186,8 +188,7 @@ def _carry_notes(old: list[Slide], new: list[SlideContent]) -> list[SlideContent
 def _lost_notes(old: list[Slide], new: list[SlideContent]) -> list[int]:
     """The numbers of old slides whose notes are in no slide of the new version (notes files applied): neither
     the same text on some slide, nor new notes on the one slide that takes its unique title."""
-    old_count = Counter(_title_key(s.title) for s in old)
-    new_count = Counter(_title_key(s.title) for s in new)
+    unique = _unique_titles(old, new)
     texts = {" ".join(s.notes.split()) for s in new if s.notes.strip()}
     noted = {_title_key(s.title) for s in new if s.notes.strip()}
     lost = []
@@ -195,7 +196,7 @@ def _lost_notes(old: list[Slide], new: list[SlideContent]) -> list[int]:
         key = _title_key(s.title)
         if not s.notes.strip() or " ".join(s.notes.split()) in texts:
             continue
-        if key and old_count[key] == new_count[key] == 1 and key in noted:
+        if key in unique and key in noted:
             continue  # the presenter wrote new notes for that slide
         lost.append(s.number)
     return lost

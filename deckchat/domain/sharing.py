@@ -53,10 +53,15 @@ def create_link(
     return link
 
 
+def _stored_url(url: str | None) -> str | None:
+    """A webhook URL as stored: stripped, None when empty."""
+    return (url or "").strip() or None
+
+
 def checked_webhook(url: str | None) -> str | None:
     """A webhook URL as stored (stripped; None when empty); ValueError for one that is not http(s), or that
     points to a private or local address while WEBHOOK_ALLOW_PRIVATE is off."""
-    url = (url or "").strip() or None
+    url = _stored_url(url)
     if url and not valid_webhook_url(url):
         raise ValueError("the webhook must be an http:// or https:// URL")
     if url and not current_app.config.get("WEBHOOK_ALLOW_PRIVATE", False):
@@ -92,7 +97,7 @@ def update_link(
     changes: list[str] = []
     # The edit form sends the current webhook back unchanged: it is not checked again (each delivery checks the
     # address anyway), so a receiver's DNS hiccup cannot stop the owner from changing the label or the expiry.
-    unchanged = webhook_url is not KEEP and ((webhook_url or "").strip() or None) == link.webhook_url
+    unchanged = webhook_url is not KEEP and _stored_url(webhook_url) == link.webhook_url
     url = KEEP if webhook_url is KEEP or unchanged else checked_webhook(webhook_url)
     if expires_at is not KEEP and expires_at is not None and expires_at <= utcnow():
         raise ValueError("the new expiry is in the past")
